@@ -1,0 +1,482 @@
+"""The value types a setting can have, and how each one is read from text.
+
+A YAML file hands us typed scalars (``true``, ``3000``), the environment and the command line hand
+us strings; every parser here accepts both and either returns the value or raises ``ValueError``
+with what was *expected* (``"an integer string in wei"``). The loader adds the setting's path and,
+unless the setting is a secret, the offending value.
+
+The small ``str`` and ``int`` subclasses (``Wei``, ``EthAddress``, ``HostPort`` ...) are plain
+values at run time; their class tells the loader which parser to use, and the reader what they
+hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+#: Reads one raw value (from YAML, the environment or a flag) or raises ``ValueError(expected)``.
+Parser = Callable[[object], object]
+
+UINT256_LIMIT = 2**256
+#: Order of the secp256k1 group: a wallet key is an integer in [1, n-1].
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+class Secret:
+    """A secret string (a private key). Its ``repr`` and ``str`` never show the value.
+
+    Call ``reveal()`` at the single place that needs the secret itself.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('<redacted>')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, len(self._value)))
+
+
+class Wei(int):
+    """A non-negative amount in wei (10^-18 credit) that fits a ``uint256``."""
+
+
+class EthAddress(str):
+    """A 20-byte account address, kept in its EIP-55 checksum spelling."""
+
+
+class HostPort(str):
+    """``host:port`` (``[v6]:port`` for IPv6 literals), port in 1..65535."""
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self)[1]
+
+
+class ListenAddress(HostPort):
+    """An address to listen on: ``host:port``; ``:3000`` means every interface; port 0 picks one."""
+
+
+class SshAddress(HostPort):
+    """The SSH server of the SLURM login node: ``host`` or ``host:port`` (port 22 if omitted)."""
+
+
+class HttpUrl(str):
+    """An ``http://`` or ``https://`` URL."""
+
+
+class WsUrl(str):
+    """A ``ws://`` or ``wss://`` URL."""
+
+
+# --------------------------------------------------------------------------- scalar parsers
+
+
+def parse_str(raw: object) -> str:
+    if isinstance(raw, str):
+        return raw
+    raise ValueError("expected a string")
+
+
+def parse_nonempty_str(raw: object) -> str:
+    text = parse_str(raw)
+    if not text.strip():
+        raise ValueError("expected a non-empty string")
+    return text
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ValueError("expected true or false")
+
+
+def parse_int(raw: object) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"-?[0-9]+", raw.strip()):
+        return int(raw.strip())
+    raise ValueError("expected an integer")
+
+
+def parse_wei(raw: object) -> Wei:
+    """A price: a decimal integer (quoted in YAML, though a bare YAML integer is accepted too)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and re.fullmatch(r"[0-9]+", raw.strip()):
+        value = int(raw.strip())
+    else:
+        raise ValueError("expected an integer string in wei")
+    if not 0 <= value < UINT256_LIMIT:
+        raise ValueError("expected an integer string in wei between 0 and 2**256-1")
+    return Wei(value)
+
+
+def parse_path(raw: object) -> Path:
+    text = parse_nonempty_str(raw)
+    return Path(text).expanduser()
+
+
+def parse_secret(raw: object) -> Secret:
+    if isinstance(raw, str) and raw.strip():
+        return Secret(raw.strip())
+    raise ValueError("expected a non-empty string")
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``"[::1]:22"`` -> ``("::1", 22)``; ``"login:22"`` -> ``("login", 22)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError("expected host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+
+
+def _check_host(host: str, *, allow_empty: bool) -> None:
+    if not host and allow_empty:
+        return
+    if ":" in host:  # an IPv6 literal; it came between brackets
+        if not re.fullmatch(r"[0-9A-Fa-f:.]+", host):
+            raise ValueError("expected an IPv6 literal between brackets")
+        return
+    if not _HOST.fullmatch(host):
+        raise ValueError("expected a host name or IP address before the port")
+
+
+def _format_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _host_port(raw: object, *, expected: str, min_port: int) -> tuple[str, int]:
+    text = parse_str(raw).strip()
+    try:
+        host, port = split_host_port(text)
+    except ValueError:
+        raise ValueError(f"expected {expected}") from None
+    if text.startswith("[") != (":" in host):
+        raise ValueError(f"expected {expected} (an IPv6 host goes between brackets)")
+    _check_host(host, allow_empty=min_port == 0)
+    if not min_port <= port <= 65535:
+        raise ValueError(f"expected {expected} with a port in {min_port}..65535")
+    return host, port
+
+
+def parse_host_port(raw: object) -> HostPort:
+    host, port = _host_port(raw, expected="host:port", min_port=1)
+    return HostPort(_format_host_port(host, port))
+
+
+def parse_listen_address(raw: object) -> ListenAddress:
+    """``":3000"`` listens on every interface and is spelt ``0.0.0.0:3000``."""
+    host, port = _host_port(raw, expected="host:port to listen on", min_port=0)
+    return ListenAddress(_format_host_port(host or "0.0.0.0", port))
+
+
+def parse_ssh_address(raw: object) -> SshAddress:
+    text = parse_str(raw).strip()
+    bare_v6 = text.startswith("[") and text.endswith("]")
+    if bare_v6 or (":" not in text):
+        text = f"{text}:22"
+    host, port = _host_port(text, expected="host or host:port", min_port=1)
+    return SshAddress(_format_host_port(host, port))
+
+
+def _keccak256(data: bytes) -> bytes:
+    from eth_hash.auto import keccak  # a small import, and only when an address is mixed-case
+
+    digest: bytes = keccak(data)
+    return digest
+
+
+def to_checksum_address(hex40: str) -> str:
+    """EIP-55: uppercase the hex letters whose keccak nibble of the lowercase address is >= 8."""
+    lower = hex40.lower()
+    digest = _keccak256(lower.encode("ascii")).hex()
+    return "0x" + "".join(
+        char.upper() if int(digest[i], 16) >= 8 else char for i, char in enumerate(lower)
+    )
+
+
+def parse_eth_address(raw: object) -> EthAddress:
+    """A 0x address: all lowercase (or uppercase), or mixed case with a valid EIP-55 checksum."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        raise ValueError("expected a 0x-prefixed 20-byte hex address")
+    digits = text[2:]
+    checksummed = to_checksum_address(digits)
+    if digits not in (digits.lower(), digits.upper()) and text != checksummed:
+        raise ValueError("expected a valid EIP-55 checksum address (or write it all lowercase)")
+    return EthAddress(checksummed)
+
+
+def _url(raw: object, schemes: tuple[str, ...]) -> str:
+    expected = "expected a " + " or ".join(f"{scheme}://" for scheme in schemes) + " URL"
+    text = parse_str(raw).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(expected)
+    return text
+
+
+def parse_http_url(raw: object) -> HttpUrl:
+    return HttpUrl(_url(raw, ("http", "https")))
+
+
+def parse_ws_url(raw: object) -> WsUrl:
+    if isinstance(raw, str) and urlsplit(raw.strip()).scheme in ("http", "https"):
+        raise ValueError("expected a ws:// or wss:// URL (write wss:// where you wrote https://)")
+    return WsUrl(_url(raw, ("ws", "wss")))
+
+
+# --------------------------------------------------------------------------- durations
+
+_DURATION_UNITS: dict[str, float] = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h|d)")
+
+
+def parse_duration(raw: object) -> timedelta:
+    """A Go-style duration: ``24h``, ``1h30m``, ``90s``, ``1.5h`` (plus ``d`` for days); ``0``."""
+    expected = "expected a duration such as 24h, 1h30m or 90s"
+    text = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    if text == "0":
+        return timedelta(0)
+    if not text:
+        raise ValueError(expected)
+    position, seconds = 0, 0.0
+    while position < len(text):
+        match = _DURATION_PART.match(text, position)
+        if match is None:
+            raise ValueError(expected)
+        seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest Go-style spelling: ``timedelta(hours=24)`` -> ``"24h"``, 90 s -> ``"1m30s"``."""
+    total = value.total_seconds()
+    if total == 0:
+        return "0s"
+    whole = int(total)
+    hours, rest = divmod(whole, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = total - whole
+    parts = []
+    if hours:
+        parts.append(f"{hours}h")
+    if minutes:
+        parts.append(f"{minutes}m")
+    if seconds or fraction:
+        parts.append(f"{seconds + fraction:g}s")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- key material
+
+
+def parse_wallet_key(text: str) -> bytes:
+    """A wallet private key: 32 bytes as 64 hex digits, ``0x`` optional, a valid secp256k1 scalar.
+
+    The ``ValueError`` it raises never contains the text.
+    """
+    digits = text.strip()
+    if digits[:2] in ("0x", "0X"):
+        digits = digits[2:]
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", digits):
+        raise ValueError("expected 32 bytes written as 64 hex digits (0x optional)")
+    key = bytes.fromhex(digits)
+    if not 0 < int.from_bytes(key, "big") < SECP256K1_ORDER:
+        raise ValueError("expected a private key in the secp256k1 range")
+    return key
+
+
+def decode_base64(text: str) -> bytes:
+    """Standard base64 (padding and line breaks tolerated); the error never repeats the text."""
+    compact = "".join(text.split())
+    try:
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("expected base64 text") from None
+
+
+# --------------------------------------------------------------------------- mappings
+
+
+def parse_mapping(raw: object) -> dict[str, str]:
+    """``{k: v}`` from YAML, ``"k=v,k2=v2"`` from the environment, ``["k=v", ...]`` from flags."""
+    if isinstance(raw, dict):
+        result: dict[str, str] = {}
+        for key, value in raw.items():
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                raise ValueError("expected a mapping of text keys to text values")  # noqa: TRY004
+            result[str(key)] = _scalar_text(value)
+        return result
+    if isinstance(raw, str):
+        items = [item for item in raw.split(",") if item.strip()]
+    elif isinstance(raw, list):
+        items = [parse_str(item) for item in raw]
+    else:
+        raise ValueError("expected a mapping of keys to values")  # noqa: TRY004
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError("expected key=value entries")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _scalar_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    if value is None:
+        return ""
+    raise ValueError("expected a mapping of keys to text values")
+
+
+_LABEL_PART = re.compile(r"[a-zA-Z0-9._]([-a-zA-Z0-9._]*[a-zA-Z0-9._])?")
+
+
+def normalise_label(text: str) -> str:
+    """The grid's label spelling: lowercase, runs of other characters become one ``-``.
+
+    ``"my_invalid-label123!"`` -> ``"my_invalid-label123"``; ``".a@b#c"`` -> ``".a-b-c"``.
+    """
+    return "-".join(match.group(0) for match in _LABEL_PART.finditer(text)).lower()
+
+
+def normalise_labels(labels: object) -> dict[str, str]:
+    """Apply ``normalise_label`` to every key and value; a key that normalises to nothing is bad."""
+    assert isinstance(labels, dict)
+    result: dict[str, str] = {}
+    for key, value in labels.items():
+        clean_key = normalise_label(key)
+        if not clean_key:
+            raise ValueError(f"expected label keys made of [a-z0-9._-], got {key!r}")
+        result[clean_key] = normalise_label(value)
+    return result
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_env_names(env: object) -> dict[str, str]:
+    assert isinstance(env, dict)
+    for name in env:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(
+                f"expected environment variable names ([A-Za-z_][A-Za-z0-9_]*), got {name!r}"
+            )
+    return env
+
+
+_UNIX_USER = re.compile(r"[a-z0-9_][a-z0-9_.-]*\$?")
+
+
+def check_unix_user(raw: object) -> object:
+    if not isinstance(raw, str) or not _UNIX_USER.fullmatch(raw):
+        raise ValueError("expected a UNIX user name ([a-z0-9_][a-z0-9_.-]*)")
+    return raw
+
+
+def normalise_user_map(users: object) -> dict[str, str]:
+    """``{customer address: UNIX user}``, keyed by the lowercase 0x address."""
+    assert isinstance(users, dict)
+    result: dict[str, str] = {}
+    for address, user in users.items():
+        if not re.fullmatch(r"0x[0-9a-fA-F]{40}", address.strip()):
+            raise ValueError(f"expected 0x addresses as keys, got {address!r}")
+        if not _UNIX_USER.fullmatch(user):
+            raise ValueError(f"expected UNIX user names as values, got {user!r}")
+        result[address.strip().lower()] = user
+    return result
+
+
+#: The placeholders a customer-user template may use.
+USER_TEMPLATE_FIELDS = ("address", "hex")
+
+
+def render_user_template(template: str, customer: str) -> str:
+    """``{address}`` is the lowercase 0x address, ``{hex}`` the same without ``0x``."""
+    lower = customer.lower()
+    return template.format(address=lower, hex=lower.removeprefix("0x"))
+
+
+def check_user_template(raw: object) -> object:
+    assert isinstance(raw, str)
+    expected = "expected a template using only {address} and {hex}, giving a UNIX user name"
+    try:
+        sample = render_user_template(raw, "0x" + "ab" * 20)
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(expected) from None
+    if not _UNIX_USER.fullmatch(sample):
+        raise ValueError(expected)
+    return raw
+
+
+def at_least_one_minute(raw: object) -> object:
+    assert isinstance(raw, timedelta)
+    if raw < timedelta(minutes=1):
+        raise ValueError("expected a duration of at least 1m")
+    return raw
+
+
+def check_wallet_key(raw: object) -> object:
+    """A ``Secret`` holding a wallet key; the error never repeats it."""
+    assert isinstance(raw, Secret)
+    parse_wallet_key(raw.reveal())
+    return raw
+
+
+def check_base64_secret(raw: object) -> object:
+    assert isinstance(raw, Secret)
+    decode_base64(raw.reveal())
+    return raw
