@@ -1,0 +1,337 @@
+"""The job state machine and its recovery table, without I/O."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.grid import ClaimedJob, JobDefinition, JobStatus
+from actors.job.machine import (
+    RECOVERY,
+    CancelInSlurm,
+    CancelRequested,
+    ChainApplied,
+    ChainRejected,
+    Effect,
+    Event,
+    FetchScript,
+    FindInSlurm,
+    FoundInSlurm,
+    Job,
+    Phase,
+    RaiseTimeLimit,
+    Refuse,
+    Refused,
+    Reported,
+    ScriptFetched,
+    ScriptUnavailable,
+    SendStatus,
+    Submit,
+    SubmitRefused,
+    Submitted,
+    TopUpRequested,
+    new_job,
+    recover,
+    transition,
+)
+
+JOB_ID = "0x" + "ab" * 32
+CUSTOMER = "0x" + "11" * 20
+PROVIDER = "0x" + "22" * 20
+
+
+def claim(minutes: int = 10, **definition: int | str) -> ClaimedJob:
+    fields: dict[str, int | str] = dict(
+        gpus=0, mem_per_cpu=512, cpus_per_task=1, ntasks=1, batch_location_hash="abc"
+    )
+    fields.update(definition)
+    return ClaimedJob(
+        job_id=JOB_ID,
+        customer=CUSTOMER,
+        provider=PROVIDER,
+        max_duration_minute=minutes,
+        definition=JobDefinition(**fields),  # type: ignore[arg-type]
+    )
+
+
+def run(job: Job, *events: Event) -> tuple[Job, list[Effect]]:
+    effects: list[Effect] = []
+    for event in events:
+        job, effects = transition(job, event)
+    return job, effects
+
+
+def submitted() -> Job:
+    job, _ = new_job(claim())
+    job, _ = run(job, ScriptFetched("#!/bin/sh\ntrue\n"), Submitted(42))
+    return job
+
+
+def test_happy_path_claim_to_finished() -> None:
+    job, effects = new_job(claim(minutes=7))
+    assert job.phase is Phase.FETCHING and effects == [FetchScript()]
+    job, effects = transition(job, ScriptFetched("echo hi"))
+    assert job.phase is Phase.SUBMITTING and effects == [Submit("echo hi", 7)]
+    job, effects = transition(job, Submitted(42))
+    assert job.phase is Phase.SUBMITTED and job.slurm_job_id == 42 and effects == []
+    job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
+    assert effects == [SendStatus(JobStatus.RUNNING)]
+    job, effects = transition(job, ChainApplied(JobStatus.RUNNING))
+    assert job.phase is Phase.RUNNING and job.chain_status is JobStatus.RUNNING
+    job, effects = transition(job, Reported(JobStatus.FINISHED, 42, 3, 0))
+    assert job.phase is Phase.REPORTING
+    assert effects == [SendStatus(JobStatus.FINISHED, 3, 0)]
+    job, effects = transition(job, ChainApplied(JobStatus.FINISHED))
+    assert job.phase is Phase.DONE and effects == []
+    assert [p for p, _ in job.history][:3] == ["CLAIMED", "FETCHING", "SUBMITTING"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"minutes": 0}, "less than one minute"),
+        ({"ntasks": 0}, "ntasks"),
+        ({"cpus_per_task": 0}, "cpusPerTask"),
+        ({"mem_per_cpu": 0}, "memPerCpu"),
+        ({"batch_location_hash": ""}, "batch script"),
+    ],
+)
+def test_unusable_job_is_failed_with_a_reason_never_submitted(
+    changes: dict[str, int | str], reason: str
+) -> None:
+    minutes = int(changes.pop("minutes", 10))
+    job, effects = new_job(claim(minutes, **changes))
+    assert job.phase is Phase.FAILING
+    assert len(effects) == 1 and isinstance(effects[0], SendStatus)
+    assert effects[0].status is JobStatus.FAILED and reason in effects[0].last_error
+    job, effects = transition(job, ChainApplied(JobStatus.FAILED))
+    assert job.phase is Phase.DONE
+
+
+def test_missing_script_fails_the_job() -> None:
+    job, _ = new_job(claim())
+    job, effects = transition(job, ScriptUnavailable("expired"))
+    assert job.phase is Phase.FAILING
+    assert effects == [SendStatus(JobStatus.FAILED, last_error="batch script unavailable: expired")]
+
+
+def test_sbatch_refusal_refuses_the_job_on_chain() -> None:
+    job, _ = new_job(claim())
+    job, effects = run(job, ScriptFetched("x"), SubmitRefused("Requested node configuration"))
+    assert job.phase is Phase.REFUSING and effects == [Refuse("Requested node configuration")]
+    job, _ = transition(job, Refused())
+    assert job.phase is Phase.DONE
+
+
+def test_final_report_while_running_is_being_sent_is_queued_not_lost() -> None:
+    job = submitted()
+    job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
+    job, effects = transition(job, Reported(JobStatus.FAILED, 42, 1, 768))
+    assert effects == [] and job.queued is not None
+    job, effects = transition(job, ChainApplied(JobStatus.RUNNING))
+    assert job.phase is Phase.REPORTING and effects == [SendStatus(JobStatus.FAILED, 1, 768)]
+
+
+def test_missed_running_sends_running_first_then_the_final_status() -> None:
+    job = submitted()
+    job, effects = transition(job, Reported(JobStatus.FINISHED, 42, 2, 0))
+    assert effects == [SendStatus(JobStatus.FINISHED, 2, 0)]
+    job, effects = transition(job, ChainRejected(JobStatus.FINISHED, "InvalidTransition", (2, 5)))
+    assert effects == [SendStatus(JobStatus.RUNNING)]
+    job, effects = transition(job, ChainApplied(JobStatus.RUNNING))
+    assert job.phase is Phase.REPORTING and effects == [SendStatus(JobStatus.FINISHED, 2, 0)]
+    job, effects = transition(job, ChainApplied(JobStatus.FINISHED))
+    assert job.phase is Phase.DONE
+
+
+def test_duplicate_running_reports_send_once() -> None:
+    job = submitted()
+    job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
+    assert effects == [SendStatus(JobStatus.RUNNING)]
+    for _ in range(3):  # one prolog per node of a multi-node job
+        job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
+        assert effects == []
+
+
+def test_report_for_another_slurm_job_is_ignored() -> None:
+    job = submitted()
+    after, effects = transition(job, Reported(JobStatus.FINISHED, 999, 1, 0))
+    assert after == job and effects == []
+
+
+def test_report_before_submission_is_ignored() -> None:
+    job, _ = new_job(claim())
+    after, effects = transition(job, Reported(JobStatus.FINISHED, 5, 1, 0))
+    assert after == job and effects == []
+
+
+def test_report_during_submission_proves_the_submission() -> None:
+    job, _ = new_job(claim())
+    job, _ = transition(job, ScriptFetched("x"))
+    job, effects = transition(job, Reported(JobStatus.RUNNING, 77))
+    assert job.phase is Phase.SUBMITTED and job.slurm_job_id == 77
+    assert effects == [SendStatus(JobStatus.RUNNING)]
+
+
+def test_cold_job_on_chain_cancels_what_still_runs() -> None:
+    job = submitted()
+    job, _ = transition(job, Reported(JobStatus.RUNNING, 42))
+    job, effects = transition(job, ChainRejected(JobStatus.RUNNING, "JobHotStatusOnly", (4,)))
+    assert job.phase is Phase.DONE and effects == [CancelInSlurm(42)]
+
+
+def test_cancel_request_cancels_in_slurm() -> None:
+    job = submitted()
+    job, effects = transition(job, CancelRequested())
+    assert effects == [CancelInSlurm(42)] and job.cancel_requested
+    job, effects = transition(job, Reported(JobStatus.CANCELLED, 42, 1, 0))
+    assert effects == [SendStatus(JobStatus.CANCELLED, 1, 0)]
+
+
+def test_cancel_during_submission_cancels_once_submitted() -> None:
+    job, _ = new_job(claim())
+    job, _ = transition(job, ScriptFetched("x"))
+    job, effects = transition(job, CancelRequested())
+    assert effects == []
+    job, effects = transition(job, Submitted(9))
+    assert effects == [CancelInSlurm(9)]
+
+
+def test_cancel_before_submission_cancels_on_chain() -> None:
+    job, _ = new_job(claim())
+    job, effects = transition(job, CancelRequested())
+    assert job.phase is Phase.FAILING
+    assert len(effects) == 1 and isinstance(effects[0], SendStatus)
+    assert effects[0].status is JobStatus.CANCELLED
+
+
+def test_top_up_raises_the_time_limit_of_a_submitted_job() -> None:
+    job = submitted()
+    _, effects = transition(job, TopUpRequested(15))
+    assert effects == [RaiseTimeLimit(42, 15)]
+
+
+# --- the recovery table, row by row -----------------------------------------------------------
+
+
+def test_every_phase_has_a_recovery_row() -> None:
+    assert set(RECOVERY) == set(Phase)
+
+
+def test_recover_claimed_checks_again() -> None:
+    job, _ = new_job(claim())
+    job = msgspec.structs.replace(job, phase=Phase.CLAIMED)
+    assert recover(job)[1] == [FetchScript()]
+
+
+def test_recover_fetching_fetches_again() -> None:
+    job, _ = new_job(claim())
+    assert recover(job) == (job, [FetchScript()])
+
+
+def test_recover_submitting_looks_in_slurm_before_submitting_again() -> None:
+    job, _ = new_job(claim(minutes=5))
+    job, _ = transition(job, ScriptFetched("s"))
+    assert recover(job) == (job, [FindInSlurm()])
+    found, effects = transition(job, FoundInSlurm(31))
+    assert found.phase is Phase.SUBMITTED and found.slurm_job_id == 31 and effects == []
+    missing, effects = transition(job, FoundInSlurm(None))
+    assert missing.phase is Phase.SUBMITTING and effects == [Submit("s", 5)]
+
+
+@pytest.mark.parametrize("phase", [Phase.SUBMITTED, Phase.RUNNING])
+def test_recover_waiting_job_with_nothing_pending_waits(phase: Phase) -> None:
+    job = msgspec.structs.replace(submitted(), phase=phase)
+    assert recover(job) == (job, [])
+
+
+def test_recover_running_resends_a_pending_status() -> None:
+    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    assert recover(job)[1] == [SendStatus(JobStatus.RUNNING)]
+
+
+def test_recover_reporting_resends_the_final_status() -> None:
+    job, _ = transition(submitted(), Reported(JobStatus.OUT_OF_CREDITS, 42, 9, 0))
+    assert recover(job)[1] == [SendStatus(JobStatus.OUT_OF_CREDITS, 9, 0)]
+
+
+def test_recover_failing_resends_failed() -> None:
+    job, _ = new_job(claim(minutes=0))
+    effects = recover(job)[1]
+    assert len(effects) == 1 and isinstance(effects[0], SendStatus)
+    assert effects[0].status is JobStatus.FAILED
+
+
+def test_recover_refusing_refuses_again() -> None:
+    job, _ = new_job(claim())
+    job, _ = run(job, ScriptFetched("x"), SubmitRefused("no"))
+    assert recover(job)[1] == [Refuse("no")]
+
+
+def test_recover_done_does_nothing() -> None:
+    job = msgspec.structs.replace(submitted(), phase=Phase.DONE)
+    assert recover(job) == (job, [])
+
+
+def test_records_round_trip_through_the_store_encoding() -> None:
+    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    decoded = msgspec.json.decode(msgspec.json.encode(job), type=Job)
+    assert decoded == job
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+statuses = st.sampled_from(list(JobStatus))
+events: st.SearchStrategy[Event] = st.one_of(
+    st.builds(ScriptFetched, st.just("script")),
+    st.builds(ScriptUnavailable, st.just("gone")),
+    st.builds(Submitted, st.just(42)),
+    st.builds(FoundInSlurm, st.sampled_from([None, 42])),
+    st.builds(Reported, statuses, st.sampled_from([42, 43]), st.integers(0, 9), st.integers(0, 9)),
+    st.builds(ChainApplied, statuses),
+    st.builds(
+        ChainRejected,
+        statuses,
+        st.sampled_from(["InvalidTransition", "SameStatusError", "JobHotStatusOnly"]),
+        st.tuples(st.sampled_from([2, 3, 4])),
+    ),
+    st.builds(CancelRequested),
+    st.builds(TopUpRequested, st.integers(1, 5)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(events, max_size=25))
+def test_done_is_final_and_submit_needs_the_script(sequence: list[Event]) -> None:
+    job, _ = new_job(claim())
+    for event in sequence:
+        before = job
+        job, effects = transition(job, event)
+        if before.phase is Phase.DONE:
+            assert job == before and effects == []
+        for effect in effects:
+            if isinstance(effect, Submit):
+                assert job.phase is Phase.SUBMITTING and job.script == effect.script
+            if isinstance(effect, CancelInSlurm | RaiseTimeLimit):
+                assert effect.slurm_job_id == job.slurm_job_id
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(events, max_size=12), statuses.filter(lambda s: s.value in (4, 5, 6, 7)))
+def test_a_final_report_after_submission_is_always_sent(
+    noise: list[Event], final: JobStatus
+) -> None:
+    """Whatever happened before, once submitted, a final report gets sent unless the chain
+    refused us for good (which ends the job)."""
+    job = submitted()
+    for event in noise:
+        if isinstance(event, Reported | ChainRejected | Submitted | FoundInSlurm):
+            continue  # noise that cannot be a final report nor a refusal
+        job, _ = transition(job, event)
+    if job.phase is not Phase.SUBMITTED:
+        return
+    job, effects = transition(job, Reported(final, 42, 1, 0))
+    sent = [e for e in effects if isinstance(e, SendStatus)]
+    assert sent == [SendStatus(final, 1, 0)] or job.queued is not None
