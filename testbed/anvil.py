@@ -1,0 +1,72 @@
+"""The local EVM chain: anvil on 127.0.0.1:8545, HTTP and WebSocket JSON-RPC on the same port.
+
+The direct binary is started (not the npm node wrapper), so the recorded pid is the chain's.
+Default settings: automine (one block per transaction), chain id 31337, the ten accounts of the
+default mnemonic pre-funded.  The chain starts empty at every ``up``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from testbed import layout as lay
+from testbed.layout import Layout
+from testbed.processes import ProcessRecord, start, wait_until
+
+RPC_URL = f"http://{lay.HOST}:{lay.ANVIL_PORT}"
+WS_URL = f"ws://{lay.HOST}:{lay.ANVIL_PORT}"
+
+
+class RpcError(Exception):
+    """A JSON-RPC call failed (transport or error answer)."""
+
+
+def start_anvil(layout: Layout, binary: Path) -> ProcessRecord:
+    """Start anvil (without waiting for it)."""
+    return start(
+        "anvil",
+        [str(binary), "--host", lay.HOST, "--port", str(lay.ANVIL_PORT)],
+        pids_dir=layout.pids,
+        log=layout.log_file("anvil"),
+    )
+
+
+def rpc(method: str, *params: Any, url: str = RPC_URL, timeout: float = 5.0) -> Any:
+    """One JSON-RPC call over HTTP; returns ``result``."""
+    try:
+        reply = httpx.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
+            timeout=timeout,
+        ).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise RpcError(f"{method}: {exc}") from exc
+    if "error" in reply:
+        raise RpcError(f"{method}: {reply['error']}")
+    return reply["result"]
+
+
+def chain_id(url: str = RPC_URL) -> int:
+    return int(rpc("eth_chainId", url=url), 16)
+
+
+def answering(url: str = RPC_URL) -> bool:
+    try:
+        chain_id(url)
+    except RpcError:
+        return False
+    return True
+
+
+def wait_ready(layout: Layout, record: ProcessRecord, *, timeout: float) -> None:
+    wait_until(
+        answering,
+        part="anvil",
+        log=layout.log_file("anvil"),
+        timeout=timeout,
+        what=f"eth_chainId answer on {RPC_URL}",
+        record=record,
+    )
