@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.run",
     "cli.config_cmd",
     "cli.tree",
+    "cli.report",
 )
 
 

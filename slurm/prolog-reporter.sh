@@ -3,9 +3,9 @@
 # the job starts there. SLURM sets no PATH for prologs, so it is set here. The job is described by
 # SLURM_JOB_ID, SLURM_JOB_USER, SLURM_JOB_UID, SLURMD_NODENAME, SLURM_JOB_PARTITION, ...
 #
-# For now it only writes one line per call to the hook log; telling the supervisor that the job
-# is RUNNING comes in a later issue. It must always exit 0: a failing Prolog drains the node and
-# requeues the job.
+# It only writes one line per call to the hook log: the RUNNING report goes to the supervisor
+# from the controller prolog (prolog-slurmctld-reporter.sh), once per job rather than once per
+# node. It must always exit 0: a failing Prolog drains the node and requeues the job.
 #
 # Settings: GRID_HOOK_LOG_DIR, read from ${GRID_HOOKS_ENV:-/etc/slurm/grid-hooks.env} if present.
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -1,0 +1,456 @@
+"""CallbackServerActor: the gRPC server the SLURM side reports job states to.
+
+It serves, on one listen address (TLS when a certificate and key are configured, ALPN ``h2``):
+
+- ``supervisor.v1alpha1.JobAPI/SetJobStatus``: a job's new state from the SLURM side (RUNNING at
+  prolog time; FINISHED, FAILED, CANCELLED or OUT_OF_CREDITS with the duration in seconds and
+  the raw exit code when it ends). Wire-compatible with the grid's C++ SLURM plugins and with our
+  own reporter (``grid-supervisor report``).
+- ``supervisor.v1alpha1.SshAPI/FetchAuthorizedKeys``: the supervisor's SSH public key, one
+  ``authorized_keys`` line, for the login node's ``AuthorizedKeysCommand``.
+- ``grpc.health.v1.Health``: always SERVING while the server runs.
+
+A report is never lost once acknowledged. ``SetJobStatus``:
+
+1. authenticates the reporter (see below) and maps the wire status to the chain's
+   :class:`~actors.grid.JobStatus` (CANCELLING is ignored: answered OK, nothing stored;
+   UNSPECIFIED and PANICKED are refused with INVALID_ARGUMENT, as is a name that is not
+   ``0x`` + 64 hex digits);
+2. **writes the report to the store's durable inbox** (box ``"reports"``, key
+   :func:`report_key`; identical reports share a key, so a repeat is stored once);
+3. answers OK (UNAVAILABLE if the store failed: the reporter then keeps it and retries);
+4. only then tells the actor named ``"jobs"`` the :class:`~actors.grid.ReportedStatus`. A
+   duplicate is not told again. If ``"jobs"`` is not there (not started yet, restarting too
+   long), the report simply stays in the inbox: whoever acts on reports reads
+   ``store.pending("reports", ReceivedReport)`` (or ``ReportedStatus``: the record decodes as
+   one) when it starts, and acks a report
+   (``store.ack("reports", report_key(...))``) once its effect is on chain.
+
+Reporter authentication (the seam for "refuse forgeries"): the C++ plugins send no credentials,
+so by default reports are accepted and recorded with ``authenticated=False``; the job side
+cross-checks those with SLURM before acting. Our own reporters send a shared secret as the binary
+metadata entry :data:`SECRET_METADATA_KEY`; a report carrying the right secret is recorded with
+``authenticated=True``; a wrong secret is always refused (UNAUTHENTICATED); with ``require_secret``
+on, a report without it is refused too and nothing is stored.
+
+gRPC runs on the process's single asyncio loop (grpclib through trio-asyncio); the handlers cross
+back into trio with ``trio_asyncio.trio_as_aio`` for the store and the actor system.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+import msgspec
+import trio
+import trio_asyncio
+from grpclib.const import Status
+from grpclib.health.service import Health
+from grpclib.server import Server, Stream
+
+from actors.grid import JobStatus, ReportedStatus
+from protos.supervisor.v1alpha1 import job_grpc, job_pb2, ssh_grpc, ssh_pb2
+from runtime.actor import Actor
+from runtime.errors import ActorSystemError
+from runtime.store import Store, StoreError
+
+__all__ = [
+    "ACTOR_NAME",
+    "REPORTS_BOX",
+    "SECRET_METADATA_KEY",
+    "CallbackServerActor",
+    "CallbackSetupError",
+    "CallbackStatistics",
+    "GetCallbackStatistics",
+    "InvalidReport",
+    "ReceivedReport",
+    "ReporterRefused",
+    "authenticate",
+    "authorized_keys_line",
+    "chain_status",
+    "received_report",
+    "report_key",
+]
+
+ACTOR_NAME: Final = "callbacks"
+JOBS_ACTOR: Final = "jobs"
+REPORTS_BOX: Final = "reports"
+"""The store inbox holding received reports until their effect is on chain."""
+
+SECRET_METADATA_KEY: Final = "x-grid-reporter-secret-bin"
+"""gRPC metadata key (binary, base64 on the wire) of the reporters' shared secret."""
+
+FORWARD_WAIT: Final = 10.0
+"""Seconds a report waits for ``"jobs"`` to accept it before it is left to recovery."""
+
+CLOSE_WAIT: Final = 2.0
+"""Seconds in-flight handlers get to finish when the server closes."""
+
+_JOB_NAME = re.compile(r"0x[0-9a-fA-F]{64}")
+
+# supervisor.v1alpha1.JobStatus on the wire -> the chain's status (wire-interfaces.md section 4).
+_WIRE_TO_CHAIN: Final[dict[int, JobStatus]] = {
+    job_pb2.JOB_STATUS_PENDING: JobStatus.PENDING,
+    job_pb2.JOB_STATUS_META_SCHEDULED: JobStatus.META_SCHEDULED,
+    job_pb2.JOB_STATUS_SCHEDULED: JobStatus.SCHEDULED,
+    job_pb2.JOB_STATUS_RUNNING: JobStatus.RUNNING,
+    job_pb2.JOB_STATUS_CANCELLED: JobStatus.CANCELLED,
+    job_pb2.JOB_STATUS_FINISHED: JobStatus.FINISHED,
+    job_pb2.JOB_STATUS_FAILED: JobStatus.FAILED,
+    job_pb2.JOB_STATUS_OUT_OF_CREDITS: JobStatus.OUT_OF_CREDITS,
+}
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class CallbackSetupError(Exception):
+    """The server cannot be set up: unreadable TLS files or SSH key, a bad secret setting."""
+
+
+class InvalidReport(Exception):
+    """A report that can never be acted on (answered INVALID_ARGUMENT)."""
+
+
+class ReporterRefused(Exception):
+    """The reporter failed authentication (answered UNAUTHENTICATED)."""
+
+
+# --- records and messages ----------------------------------------------------------------------
+
+
+class ReceivedReport(msgspec.Struct, frozen=True):
+    """A report as stored in the ``reports`` inbox: the fields of
+    :class:`~actors.grid.ReportedStatus` (so it also decodes as one) plus whether the reporter
+    proved it knows the shared secret."""
+
+    job_id: str
+    slurm_job_id: int
+    status: JobStatus
+    duration_seconds: int = 0
+    exit_code: int = 0
+    authenticated: bool = False
+
+    def reported(self) -> ReportedStatus:
+        return ReportedStatus(
+            job_id=self.job_id,
+            slurm_job_id=self.slurm_job_id,
+            status=self.status,
+            duration_seconds=self.duration_seconds,
+            exit_code=self.exit_code,
+        )
+
+
+class GetCallbackStatistics(msgspec.Struct, frozen=True):
+    """Ask the actor for :class:`CallbackStatistics`."""
+
+
+class CallbackStatistics(msgspec.Struct, frozen=True):
+    host: str
+    port: int
+    tls: bool
+    received: int
+    """Reports stored (new ones)."""
+    duplicates: int
+    ignored: int
+    """CANCELLING reports, answered OK and dropped."""
+    refused: int
+    forwarded: int
+    left_for_recovery: int
+    """Stored reports ``"jobs"`` did not take; they wait in the inbox."""
+
+
+CallbackMessage: TypeAlias = GetCallbackStatistics
+CallbackReply: TypeAlias = CallbackStatistics
+
+
+# --- pure decisions ----------------------------------------------------------------------------
+
+
+def chain_status(wire: int) -> JobStatus | None:
+    """The chain status a wire ``JobStatus`` reports; None for CANCELLING (ignored).
+
+    Raises :class:`InvalidReport` for UNSPECIFIED, PANICKED (no reporter sends them) and values
+    outside the enum.
+    """
+    if wire == job_pb2.JOB_STATUS_CANCELLING:
+        return None
+    status = _WIRE_TO_CHAIN.get(wire)
+    if status is None:
+        raise InvalidReport(f"unknown job status {wire}")
+    return status
+
+
+def authenticate(presented: bytes | None, secret: bytes | None, *, require: bool) -> bool:
+    """Whether a report is authenticated; :class:`ReporterRefused` if it must be refused.
+
+    A wrong secret is always refused; a missing one only when ``require`` is on.
+    """
+    if presented is not None and secret is not None:
+        if hmac.compare_digest(presented, secret):
+            return True
+        raise ReporterRefused("wrong reporter secret")
+    if require:
+        raise ReporterRefused("reporter secret required")
+    return False
+
+
+def received_report(
+    request: job_pb2.SetJobStatusRequest, *, authenticated: bool
+) -> ReceivedReport | None:
+    """The record for a ``SetJobStatusRequest``; None when it is to be ignored (CANCELLING).
+
+    Raises :class:`InvalidReport` for a name that is not ``0x`` + 64 hex digits or a status
+    that cannot be reported.
+    """
+    name = str(request.name)
+    if not _JOB_NAME.fullmatch(name):
+        raise InvalidReport(f"job name is not 0x + 64 hex digits: {name[:80]!r}")
+    status = chain_status(int(request.status))
+    if status is None:
+        return None
+    return ReceivedReport(
+        job_id=name.lower(),
+        slurm_job_id=int(request.id),
+        status=status,
+        duration_seconds=int(request.duration),
+        exit_code=int(request.exit_code),
+        authenticated=authenticated,
+    )
+
+
+def report_key(report: ReceivedReport | ReportedStatus) -> str:
+    """The inbox key of a report: identical reports (same job, SLURM job, status, duration and
+    exit code) share it; any difference (e.g. a forged duration) gets a key of its own."""
+    return (
+        f"{report.job_id}/{report.slurm_job_id}/{report.status.name.lower()}/"
+        f"{report.duration_seconds}/{report.exit_code}"
+    )
+
+
+def authorized_keys_line(private_key: bytes) -> str:
+    """The ``authorized_keys`` line (``ssh-ed25519 AAAA...``, no comment, newline-terminated)
+    of the public half of an OpenSSH or PEM private key. Errors never show the key."""
+    import asyncssh
+
+    try:
+        key = asyncssh.import_private_key(private_key)
+    except (asyncssh.KeyImportError, ValueError, TypeError):
+        raise CallbackSetupError("the SSH private key cannot be read") from None
+    algorithm = bytes(key.algorithm).decode("ascii")
+    return f"{algorithm} {base64.b64encode(bytes(key.public_data)).decode('ascii')}\n"
+
+
+def server_tls(cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext | None:
+    """The server SSL context (ALPN ``h2``) for a certificate chain and key, None for neither."""
+    if cert_file is None and key_file is None:
+        return None
+    if cert_file is None or key_file is None:
+        raise CallbackSetupError("TLS needs both a certificate file and a key file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise CallbackSetupError(f"cannot load TLS certificate {cert_file}: {exc}") from None
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+# --- gRPC services (asyncio side) --------------------------------------------------------------
+
+
+class _Answer(msgspec.Struct, frozen=True):
+    status: Status
+    message: str | None = None
+    forward: ReceivedReport | None = None
+
+
+class _JobAPI(job_grpc.JobAPIBase):
+    def __init__(self, actor: CallbackServerActor) -> None:
+        self._actor = actor
+
+    async def SetJobStatus(
+        self, stream: Stream[job_pb2.SetJobStatusRequest, job_pb2.SetJobStatusResponse]
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        metadata: Mapping[str, Any] = stream.metadata or {}
+        presented = metadata.get(SECRET_METADATA_KEY)
+        if presented is not None and not isinstance(presented, bytes):
+            presented = str(presented).encode()
+        answer: _Answer = await trio_asyncio.trio_as_aio(self._actor._receive)(request, presented)
+        if answer.status is not Status.OK:
+            await stream.send_trailing_metadata(status=answer.status, status_message=answer.message)
+            return
+        await stream.send_message(job_pb2.SetJobStatusResponse())
+        await stream.send_trailing_metadata()
+        if answer.forward is not None:
+            await trio_asyncio.trio_as_aio(self._actor._forward_soon)(answer.forward)
+
+
+class _SshAPI(ssh_grpc.SshAPIBase):
+    def __init__(self, authorized_keys: str) -> None:
+        self._reply = ssh_pb2.FetchAuthorizedKeysResponse(authorized_keys=authorized_keys)
+
+    async def FetchAuthorizedKeys(
+        self,
+        stream: Stream[ssh_pb2.FetchAuthorizedKeysRequest, ssh_pb2.FetchAuthorizedKeysResponse],
+    ) -> None:
+        await stream.recv_message()
+        await stream.send_message(self._reply)
+
+
+# --- the actor ---------------------------------------------------------------------------------
+
+
+class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
+    """Runs the callback gRPC server for as long as the actor runs.
+
+    ``listen_port`` 0 picks a free port (see :attr:`port` once started). ``ssh_private_key`` is
+    the supervisor's SSH private key (OpenSSH or PEM bytes); only its public half is served.
+    ``reporter_secret`` is the shared secret of our own reporters (None: none configured);
+    ``require_secret`` refuses reports without it (needs a secret).
+    """
+
+    __slots__ = (
+        "_authorized_keys",
+        "_counts",
+        "_jobs_name",
+        "_listen_host",
+        "_require_secret",
+        "_secret",
+        "_server",
+        "_ssl",
+        "_store",
+        "host",
+        "port",
+    )
+
+    def __init__(
+        self,
+        *,
+        listen_host: str,
+        listen_port: int,
+        ssh_private_key: bytes,
+        store: Store,
+        tls_cert_file: Path | None = None,
+        tls_key_file: Path | None = None,
+        reporter_secret: bytes | None = None,
+        require_secret: bool = False,
+        name: str = ACTOR_NAME,
+        jobs_name: str = JOBS_ACTOR,
+    ) -> None:
+        super().__init__(name)
+        if require_secret and not reporter_secret:
+            raise CallbackSetupError("requiring the reporter secret needs a secret configured")
+        self._listen_host = listen_host
+        self.host = listen_host
+        self.port = listen_port
+        self._ssl = server_tls(tls_cert_file, tls_key_file)
+        self._authorized_keys = authorized_keys_line(ssh_private_key)
+        self._store = store
+        self._secret = reporter_secret or None
+        self._require_secret = require_secret
+        self._jobs_name = jobs_name
+        self._server: Server | None = None
+        self._counts = dict.fromkeys(
+            ("received", "duplicates", "ignored", "refused", "forwarded", "left_for_recovery"), 0
+        )
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    async def started(self) -> None:
+        """Listen before the actor reports itself started."""
+        server = Server([_JobAPI(self), _SshAPI(self._authorized_keys), Health()])
+        host = self._listen_host or None  # "" (as in ":3000") means every interface
+        try:
+            await trio_asyncio.aio_as_trio(server.start)(host, self.port, ssl=self._ssl)
+        except OSError as exc:
+            raise CallbackSetupError(
+                f"cannot listen on {self._listen_host or '*'}:{self.port}: {exc.strerror or exc}"
+            ) from exc
+        self._server = server
+        sockets = getattr(getattr(server, "_server", None), "sockets", None) or ()
+        if sockets:
+            bound: Any = sockets[0].getsockname()
+            self.host, self.port = str(bound[0]), int(bound[1])
+        self.spawn(self._close_when_done, server)
+
+    async def _close_when_done(self, server: Server) -> None:
+        """Keep the server open while the actor runs; close it however the actor ends."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            server.close()
+            with trio.move_on_after(CLOSE_WAIT) as scope:
+                scope.shield = True
+                await trio_asyncio.aio_as_trio(server.wait_closed)()
+            self._server = None
+
+    async def handle(self, message: CallbackMessage) -> CallbackReply:
+        return self.statistics_now()
+
+    def statistics_now(self) -> CallbackStatistics:
+        return CallbackStatistics(
+            host=self.host, port=self.port, tls=self._ssl is not None, **self._counts
+        )
+
+    def describe(self) -> dict[str, str]:
+        facts = {"listen": f"{self.host}:{self.port}", "tls": "on" if self._ssl else "off"}
+        facts.update((key, str(value)) for key, value in self._counts.items() if value)
+        return facts
+
+    # --- reports (trio side) ----------------------------------------------------------------------
+
+    async def _receive(
+        self, request: job_pb2.SetJobStatusRequest, presented: bytes | None
+    ) -> _Answer:
+        """Check, store, and decide the answer of one report (before anything is answered)."""
+        try:
+            authenticated = authenticate(presented, self._secret, require=self._require_secret)
+            report = received_report(request, authenticated=authenticated)
+        except ReporterRefused as exc:
+            return self._refuse(Status.UNAUTHENTICATED, str(exc))
+        except InvalidReport as exc:
+            return self._refuse(Status.INVALID_ARGUMENT, str(exc))
+        if report is None:
+            self._counts["ignored"] += 1
+            return _Answer(Status.OK)
+        try:
+            fresh = await self._store.offer(REPORTS_BOX, report_key(report), report)
+        except StoreError as exc:
+            self.note_error(exc)
+            return self._refuse(Status.UNAVAILABLE, "the supervisor cannot record reports now")
+        if not fresh:
+            self._counts["duplicates"] += 1
+            return _Answer(Status.OK)
+        self._counts["received"] += 1
+        return _Answer(Status.OK, forward=report)
+
+    def _refuse(self, status: Status, reason: str) -> _Answer:
+        self._counts["refused"] += 1
+        return _Answer(status, reason)
+
+    async def _forward_soon(self, report: ReceivedReport) -> None:
+        """After the answer went out: hand the report to ``"jobs"`` in the background."""
+        try:
+            self.spawn(self._forward, report)
+        except ActorSystemError:  # stopping: the report waits in the inbox for recovery
+            self._counts["left_for_recovery"] += 1
+
+    async def _forward(self, report: ReceivedReport) -> None:
+        with trio.move_on_after(FORWARD_WAIT):
+            try:
+                await self.ref(self._jobs_name).tell(report.reported())
+            except ActorSystemError:
+                pass
+            else:
+                self._counts["forwarded"] += 1
+                return
+        self._counts["left_for_recovery"] += 1
