@@ -1,0 +1,576 @@
+"""SlurmActor: the supervisor's one door to SLURM, over pooled SSH.
+
+It answers the asks listed in :mod:`actors.slurm.messages` (``Submit``, ``FindJobs``,
+``JobInfo``, ``Cancel``, ``RaiseTimeLimit``, ``Discover``, ``HealthCheck``). Commands are built by
+the pure functions of :mod:`actors.slurm.commands` and run by :class:`actors.slurm.ssh.SshPool`:
+submissions as the customer's UNIX user, everything else as the admin user.
+
+Concurrency. The mailbox is read one message at a time, but SSH commands take tens or hundreds
+of milliseconds, so the actor does not run them in ``handle``: each request gets its own task in
+the actor's nursery (at most ``max_in_flight`` at once; beyond that ``handle`` waits, and the
+mailbox applies backpressure). :meth:`SlurmActor.ask` is overridden so callers still write
+``reply = await slurm.ask(Submit(...), timeout=...)`` (directly or through an ``ActorRef``) and
+get the reply value, or the request's own :class:`~actors.slurm.messages.SlurmError`
+(``CommandLost``, ``SshUnavailable``, ...) raised in *their* task. Such an error is noted in
+``statistics()`` and never crashes the actor: the pool behind it stays warm.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import overload
+
+import msgspec
+import trio
+
+from actors.grid import address, job_id
+from actors.slurm import commands as cmd
+from actors.slurm.messages import (
+    Cancel,
+    CancelSent,
+    CommandFailed,
+    CommandLost,
+    Discover,
+    FindJobs,
+    Health,
+    HealthCheck,
+    JobInfo,
+    Node,
+    RaiseTimeLimit,
+    SlurmError,
+    SlurmJob,
+    SlurmRequest,
+    SlurmUnavailable,
+    Submit,
+    SubmitRefused,
+    Submitted,
+    TimeLimitNotRaised,
+    TimeLimitRaised,
+)
+from actors.slurm.ssh import CommandResult, SshPool, SshSettings
+from runtime.actor import DEFAULT_ASK_TIMEOUT, Actor
+from runtime.errors import ActorCrashed, ActorStopped, AskTimeout
+
+__all__ = ["SlurmActor", "SlurmStatistics", "default_customer_user"]
+
+_UNIX_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$")
+_JOB_NAME = re.compile(r"^[^,\s\x00-\x1f]{1,200}$")  # squeue --name takes a comma-separated list
+
+
+def default_customer_user(customer: str) -> str:
+    """The grid's convention: the customer's lowercase ``0x`` address is its UNIX login."""
+    return address(customer)
+
+
+class SlurmStatistics(msgspec.Struct, frozen=True):
+    in_flight: int
+    submitted: int
+    refused: int
+    lost: int
+    submit_seconds_last: float
+    submit_seconds_mean: float
+    sacct_available: bool | None
+    last_error: str
+
+
+class _Pending:
+    """The reply slot of one request running in its own task."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: object = None
+        self._error: BaseException | None = None
+
+    def set(self, value: object) -> None:
+        self._value = value
+        self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    async def wait(self) -> object:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class SlurmActor(Actor[SlurmRequest, object]):
+    """Runs SLURM commands over SSH for the rest of the supervisor (registered as "slurm")."""
+
+    __slots__ = (
+        "_accounting",
+        "_admin",
+        "_customer_user",
+        "_in_flight",
+        "_lost",
+        "_output_dir",
+        "_partition",
+        "_paths",
+        "_pool",
+        "_public_address",
+        "_refused",
+        "_slots",
+        "_slurm_error",
+        "_submit_last",
+        "_submit_timeout",
+        "_submit_total",
+        "_submitted",
+        "_timeout",
+        "_workdir",
+    )
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 22,
+        admin_user: str,
+        private_key: bytes,
+        known_hosts: str | None = None,
+        check_host_key: bool = True,
+        partition: str,
+        public_address: str,
+        commands: cmd.CommandPaths | None = None,
+        customer_user: Callable[[str], str] = default_customer_user,
+        output_dir: str = "/tmp",
+        workdir: str | None = "/tmp",
+        command_timeout: float = 30.0,
+        submit_timeout: float = 60.0,
+        max_in_flight: int = 64,
+        max_channels: int = 10,
+        name: str = "slurm",
+    ) -> None:
+        super().__init__(name)
+        if not re.match(r"^[A-Za-z0-9_.-]+$", partition):
+            raise ValueError(f"not a partition name: {partition!r}")
+        self._pool = SshPool(
+            SshSettings(
+                host=host,
+                port=port,
+                known_hosts=known_hosts,
+                check_host_key=check_host_key,
+                max_channels=max_channels,
+            ),
+            private_key,
+        )
+        self._admin = admin_user
+        self._partition = partition
+        self._public_address = public_address
+        self._paths = commands or cmd.CommandPaths()
+        self._customer_user = customer_user
+        self._output_dir = output_dir
+        self._workdir = workdir
+        self._timeout = command_timeout
+        self._submit_timeout = submit_timeout
+        self._slots = trio.Semaphore(max_in_flight)
+        self._in_flight = 0
+        self._accounting: bool | None = None  # unknown until sacct is first tried
+        self._submitted = 0
+        self._refused = 0
+        self._lost = 0
+        self._submit_total = 0.0
+        self._submit_last = 0.0
+        self._slurm_error = ""
+
+    @classmethod
+    def from_config(cls, slurm: object, *, public_address: str, **extra: object) -> SlurmActor:
+        """Build from ``cfg.slurm`` (:class:`config.schema.Slurm`) and ``cfg.grpc.public_address``;
+        ``extra`` passes any other keyword of ``__init__``."""
+        from config.schema import Slurm
+
+        if not isinstance(slurm, Slurm):
+            raise TypeError("from_config expects cfg.slurm")
+        ssh = slurm.ssh
+        known = str(ssh.known_hosts_file) if ssh.known_hosts_file is not None else None
+        paths = cmd.CommandPaths(**msgspec.structs.asdict(slurm.commands))
+        return cls(
+            host=ssh.address.host,
+            port=ssh.address.port,
+            admin_user=ssh.admin_user,
+            private_key=ssh.read_private_key(),
+            known_hosts=known,
+            check_host_key=not ssh.disable_host_key_check,
+            partition=slurm.partition,
+            public_address=public_address,
+            commands=paths,
+            customer_user=slurm.customer_users.user_for,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    @property
+    def pool(self) -> SshPool:
+        return self._pool
+
+    # --- the actor's life -----------------------------------------------------------------------
+
+    async def started(self) -> None:
+        self.spawn(self._upkeep)
+
+    async def _upkeep(self) -> None:
+        try:
+            while True:
+                await trio.sleep(60.0)
+                await self._pool.close_idle()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                await self._pool.aclose()
+
+    async def handle(self, message: SlurmRequest) -> object:
+        """Start ``message``'s work in its own task; the reply slot is what ``ask`` waits on."""
+        await self._slots.acquire()
+        pending = _Pending()
+        self._in_flight += 1
+        self.spawn(self._serve, message, pending)
+        return pending
+
+    @overload
+    async def ask(
+        self,
+        message: Submit,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> Submitted | SubmitRefused: ...
+    @overload
+    async def ask(
+        self,
+        message: FindJobs,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> list[SlurmJob]: ...
+    @overload
+    async def ask(
+        self,
+        message: JobInfo,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> SlurmJob | None: ...
+    @overload
+    async def ask(
+        self,
+        message: Cancel,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> CancelSent: ...
+    @overload
+    async def ask(
+        self,
+        message: RaiseTimeLimit,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> TimeLimitRaised | TimeLimitNotRaised: ...
+    @overload
+    async def ask(
+        self,
+        message: Discover,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> list[Node]: ...
+    @overload
+    async def ask(
+        self,
+        message: HealthCheck,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> Health: ...
+    @overload
+    async def ask(
+        self,
+        message: SlurmRequest,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> object: ...
+
+    async def ask(
+        self,
+        message: SlurmRequest,
+        *,
+        timeout: float = DEFAULT_ASK_TIMEOUT,  # noqa: ASYNC109 - the runtime's ask signature
+    ) -> object:
+        """Send ``message`` and return its reply (see :mod:`actors.slurm.messages`); raises its
+        :class:`SlurmError`, or :class:`AskTimeout` when ``timeout`` (queueing and work) runs
+        out: the work may still finish later."""
+        deadline = trio.current_time() + timeout
+        reply = await super().ask(message, timeout=timeout)
+        if not isinstance(reply, _Pending):
+            return reply
+        with trio.move_on_at(deadline):
+            return await reply.wait()
+        raise AskTimeout(self.name, type(message).__name__, timeout)
+
+    async def _serve(self, message: SlurmRequest, pending: _Pending) -> None:
+        try:
+            value = await self._answer(message)
+        except SlurmError as error:
+            self._slurm_error = str(error)
+            self.note_error(error)
+            pending.fail(error)
+        except trio.Cancelled:
+            pending.fail(ActorStopped(self.name, "stopped before answering"))
+            raise
+        except BaseException as error:  # a bug: tell the asker, then crash
+            pending.fail(ActorCrashed(self.name, type(message).__name__, error))
+            raise
+        else:
+            pending.set(value)
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+
+    async def _answer(self, message: SlurmRequest) -> object:
+        match message:
+            case Submit():
+                return await self.submit(message)
+            case FindJobs(job_name=name):
+                return await self.find_jobs(name)
+            case JobInfo(slurm_job_id=slurm_job_id):
+                return await self.job_info(slurm_job_id)
+            case Cancel():
+                return await self.cancel(message)
+            case RaiseTimeLimit(slurm_job_id=slurm_job_id, extra_minutes=extra):
+                return await self.raise_time_limit(slurm_job_id, extra)
+            case Discover(include_unresponsive=unresponsive):
+                return await self.discover(include_unresponsive=unresponsive)
+            case HealthCheck():
+                return await self.health_check()
+        raise TypeError(f"SlurmActor cannot handle {type(message).__name__}")
+
+    # --- the work (callable directly too, e.g. from benchmarks) --------------------------------
+
+    async def submit(self, request: Submit) -> Submitted | SubmitRefused:
+        """Validate, then ``sbatch`` as the customer's user with the script on stdin."""
+        refused = self._prepare(request)
+        if isinstance(refused, SubmitRefused):
+            self._refused += 1
+            return refused
+        user, spec = refused
+        started = trio.current_time()
+        try:
+            result = await self._pool.run(
+                user,
+                cmd.command_line(cmd.sbatch_argv(self._paths, spec)),
+                stdin=cmd.batch_script(request.script),
+                timeout=self._submit_timeout,
+            )
+        except CommandLost:
+            self._lost += 1
+            raise
+        if result.ok:
+            slurm_job_id = cmd.parse_sbatch(result.stdout)
+            elapsed = trio.current_time() - started
+            self._submitted += 1
+            self._submit_total += elapsed
+            self._submit_last = elapsed
+            return Submitted(slurm_job_id=slurm_job_id, user=user)
+        kind = cmd.classify_sbatch_failure(result.exit_status, result.stderr)
+        reason = _slurm_message(result.stderr) or f"sbatch exited with {result.exit_status}"
+        if kind is cmd.SbatchFailure.REFUSED:
+            self._refused += 1
+            return SubmitRefused(reason)
+        if kind is cmd.SbatchFailure.UNAVAILABLE:
+            raise SlurmUnavailable(f"sbatch as {user!r}: {reason}")
+        if kind is cmd.SbatchFailure.AMBIGUOUS:
+            self._lost += 1
+            raise CommandLost(user, f"sbatch: {reason}")
+        raise CommandFailed("sbatch", result.exit_status, result.stderr)
+
+    def _prepare(self, request: Submit) -> SubmitRefused | tuple[str, cmd.SubmitSpec]:
+        try:
+            name = job_id(request.job_id)
+        except ValueError:
+            return SubmitRefused(f"not a job id (0x + 64 hex digits): {request.job_id[:80]!r}")
+        reason = cmd.refusal(request.definition, request.time_limit_minutes, request.script)
+        if reason is not None:
+            return SubmitRefused(reason)
+        try:
+            user = self._customer_user(request.customer)
+        except ValueError as error:
+            return SubmitRefused(f"no UNIX user for customer {request.customer[:80]!r}: {error}")
+        if not _UNIX_USER.match(user):
+            return SubmitRefused(f"customer user {user[:80]!r} is not a UNIX user name")
+        spec = cmd.submit_spec(
+            name,
+            request.definition,
+            request.time_limit_minutes,
+            partition=self._partition,
+            public_address=self._public_address,
+            output_dir=self._output_dir,
+            workdir=self._workdir,
+        )
+        return user, spec
+
+    async def find_jobs(self, job_name: str) -> list[SlurmJob]:
+        """Every job named ``job_name``: squeue (all states), plus sacct when accounting is on
+        (squeue wins for a job both know: it is fresher)."""
+        if not _JOB_NAME.match(job_name):
+            return []
+        result = await self._admin_run(cmd.squeue_argv(self._paths, job_name))
+        _check(result, "squeue")
+        found = {job.slurm_job_id: job for job in await self._sacct(job_name=job_name)}
+        found.update((job.slurm_job_id, job) for job in cmd.parse_squeue(result.stdout))
+        return sorted(
+            (job for job in found.values() if job.name == job_name),
+            key=lambda job: job.slurm_job_id,
+        )
+
+    async def job_info(self, slurm_job_id: int) -> SlurmJob | None:
+        """The job from ``scontrol show job``, else from sacct, else None."""
+        job = await self._scontrol_job(slurm_job_id)
+        if job is not None:
+            return job
+        for job in await self._sacct(slurm_job_id=slurm_job_id):
+            if job.slurm_job_id == slurm_job_id:
+                return job
+        return None
+
+    async def cancel(self, request: Cancel) -> CancelSent:
+        """``scancel`` as the admin (succeeds for ended or unknown jobs too)."""
+        argv = cmd.scancel_argv(
+            self._paths, slurm_job_id=request.slurm_job_id, job_name=request.job_name
+        )
+        result = await self._admin_run(argv)
+        if not result.ok and "invalid job id" not in result.stderr.lower():
+            raise CommandFailed("scancel", result.exit_status, result.stderr)
+        return CancelSent(target=argv[-1])
+
+    async def raise_time_limit(
+        self, slurm_job_id: int, extra_minutes: int
+    ) -> TimeLimitRaised | TimeLimitNotRaised:
+        """Set the limit to the current one plus ``extra_minutes`` (absolute, as the admin),
+        then read it back."""
+        if extra_minutes <= 0:
+            return TimeLimitNotRaised(slurm_job_id, f"extra minutes must be > 0: {extra_minutes}")
+        job = await self._scontrol_job(slurm_job_id)
+        if job is None:
+            return TimeLimitNotRaised(slurm_job_id, "SLURM does not know the job")
+        if job.has_ended:
+            return TimeLimitNotRaised(slurm_job_id, f"the job has ended ({job.state})")
+        old = job.time_limit_minutes
+        if old is None:
+            return TimeLimitRaised(slurm_job_id, old_minutes=None, new_minutes=None)
+        target = old + extra_minutes
+        if target > cmd.LIMITS.max_minutes:
+            return TimeLimitNotRaised(slurm_job_id, f"{target} minutes is absurd")
+        result = await self._admin_run(
+            cmd.scontrol_time_limit_argv(self._paths, slurm_job_id, target)
+        )
+        if not result.ok:
+            reason = _slurm_message(result.stderr) or f"scontrol exited {result.exit_status}"
+            return TimeLimitNotRaised(slurm_job_id, reason)
+        after = await self._scontrol_job(slurm_job_id)
+        now = after.time_limit_minutes if after is not None else None
+        if now != target:
+            return TimeLimitNotRaised(slurm_job_id, f"read back {now} minutes, not {target}")
+        return TimeLimitRaised(slurm_job_id, old_minutes=old, new_minutes=target)
+
+    async def discover(self, *, include_unresponsive: bool = False) -> list[Node]:
+        """The nodes of the configured partition (responding ones unless asked otherwise)."""
+        result = await self._admin_run(cmd.scontrol_nodes_argv(self._paths))
+        _check(result, "scontrol show nodes")
+        nodes = cmd.parse_nodes(result.stdout, self._partition)
+        return [node for node in nodes if include_unresponsive or node.responding]
+
+    async def health_check(self) -> Health:
+        """``scontrol ping`` as the admin; never raises for SSH or SLURM trouble."""
+        started = trio.current_time()
+        try:
+            result = await self._admin_run(cmd.scontrol_ping_argv(self._paths), timeout=10.0)
+        except SlurmError as error:
+            return Health(ok=False, detail=str(error), latency_seconds=_since(started))
+        text = (result.stdout + result.stderr).strip()
+        ok = result.ok and "UP" in result.stdout
+        return Health(ok=ok, detail=text[:300], latency_seconds=_since(started))
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    async def _admin_run(
+        self,
+        argv: list[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - enforced on the asyncio side
+    ) -> CommandResult:
+        return await self._pool.run(
+            self._admin, cmd.command_line(argv), timeout=timeout or self._timeout
+        )
+
+    async def _scontrol_job(self, slurm_job_id: int) -> SlurmJob | None:
+        result = await self._admin_run(cmd.scontrol_job_argv(self._paths, slurm_job_id))
+        if not result.ok:
+            if "invalid job id" in result.stderr.lower():
+                return None
+            raise CommandFailed("scontrol show job", result.exit_status, result.stderr)
+        for job in cmd.parse_scontrol_jobs(result.stdout):
+            if job.slurm_job_id == slurm_job_id:
+                return job
+        return None
+
+    async def _sacct(
+        self, *, job_name: str | None = None, slurm_job_id: int | None = None
+    ) -> list[SlurmJob]:
+        """sacct's jobs, or [] when the cluster keeps no accounting (remembered)."""
+        if self._accounting is False:
+            return []
+        argv = cmd.sacct_argv(self._paths, job_name=job_name, slurm_job_id=slurm_job_id)
+        result = await self._admin_run(argv)
+        if cmd.sacct_disabled(result.stderr, result.stdout):
+            self._accounting = False
+            return []
+        if not result.ok:
+            self._slurm_error = f"sacct: {_slurm_message(result.stderr)}"
+            return []
+        self._accounting = True
+        return cmd.parse_sacct(result.stdout)
+
+    # --- observing --------------------------------------------------------------------------
+
+    def slurm_statistics(self) -> SlurmStatistics:
+        return SlurmStatistics(
+            in_flight=self._in_flight,
+            submitted=self._submitted,
+            refused=self._refused,
+            lost=self._lost,
+            submit_seconds_last=self._submit_last,
+            submit_seconds_mean=self._submit_total / self._submitted if self._submitted else 0.0,
+            sacct_available=self._accounting,
+            last_error=self._slurm_error,
+        )
+
+    def describe(self) -> dict[str, str]:
+        connections = " ".join(
+            f"{c.user[:12]}={c.state}({c.channels_in_use})" for c in self._pool.statistics()
+        )
+        stats = self.slurm_statistics()
+        facts = {
+            "partition": self._partition,
+            "in_flight": str(stats.in_flight),
+            "submitted": f"{stats.submitted} (mean {stats.submit_seconds_mean * 1000:.0f} ms)",
+            "connections": connections or "none",
+        }
+        if stats.last_error:
+            facts["last_error"] = stats.last_error[:200]
+        return facts
+
+
+def _check(result: CommandResult, what: str) -> None:
+    if not result.ok:
+        raise CommandFailed(what, result.exit_status, result.stderr)
+
+
+def _slurm_message(stderr: str) -> str:
+    """The most telling line of a SLURM error: the last ``error:`` line, without the prefix."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    line = errors[-1] if errors else (lines[-1] if lines else "")
+    if "error:" in line:
+        line = line.split("error:", 1)[1].strip()
+    return line.removeprefix("Batch job submission failed:").strip()[:300]
+
+
+def _since(started: float) -> float:
+    elapsed = trio.current_time() - started
+    return elapsed if math.isfinite(elapsed) else 0.0
