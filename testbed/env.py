@@ -19,6 +19,7 @@ import yaml
 from testbed import layout as lay
 from testbed.layout import ChainAccount, Layout
 from testbed.processes import TestbedError
+from testbed.tls import tls_files
 
 PROVIDER_PRICES = {
     "cpuPerMin": 950_000_000_000_000_000,
@@ -205,6 +206,11 @@ def supervisor_config(layout: Layout, env: TestbedEnv) -> dict[str, Any]:
         "grpc": {
             "listenAddress": env.supervisor_callback,
             "publicAddress": env.supervisor_callback,
+            # The SLURM-side reporters speak TLS (without verifying, like the real plugins).
+            "tls": {
+                "certFile": str(tls_files(layout.tls).server_cert),
+                "keyFile": str(tls_files(layout.tls).server_key),
+            },
         },
         "state": {"folder": str(layout.supervisor_state)},
         "log": {"level": "debug"},

@@ -104,7 +104,9 @@ def write_config(layout: Layout) -> None:
         if not os.access(hook, os.X_OK):
             hook.chmod(0o755)
     layout.slurm_conf.write_text(slurm_conf(layout))
-    layout.hooks_env.write_text(f"GRID_HOOK_LOG_DIR={layout.log}\n")
+    layout.hooks_env.write_text(
+        f"GRID_HOOK_LOG_DIR={layout.log}\nGRID_REPORT_SPOOL_DIR={layout.root / 'report-spool'}\n"
+    )
     _link(SYSTEM_SLURM_CONF, layout.slurm_conf)
     _link(SYSTEM_HOOKS_ENV, layout.hooks_env)
 

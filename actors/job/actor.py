@@ -1,0 +1,202 @@
+"""JobActor: one per on-chain job; performs the effects its state machine asks for.
+
+The actor is a thin shell around :mod:`actors.job.machine`: for every event it computes the next
+record with :func:`~actors.job.machine.transition`, **writes the record to the checkpoint store
+first** (write-ahead), then performs the effects in order and feeds each outcome back as the next
+event. On start it reads its record and resumes through :func:`~actors.job.machine.recover`, so a
+restart of the actor or of the whole process continues where the last one stopped.
+
+The outside world is reached through :class:`JobPorts` (the SLURM actor, the chain actor and the
+sbatch client behind it). A port raises when a connection is broken: the actor crashes, its
+supervisor restarts it with backoff, and recovery resumes from the persisted phase. Expected
+refusals come back as values and become events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import msgspec
+
+from actors.callbacks import REPORTS_BOX, ReceivedReport
+from actors.grid import ReportedStatus
+from actors.job.machine import (
+    CancelInSlurm,
+    CancelRequested,
+    Effect,
+    Event,
+    FetchScript,
+    FindInSlurm,
+    Job,
+    Phase,
+    RaiseTimeLimit,
+    Refuse,
+    Reported,
+    SendStatus,
+    Submit,
+    TopUpRequested,
+    recover,
+    transition,
+)
+from runtime.actor import Actor
+from runtime.logs import bind
+from runtime.store import Store
+
+__all__ = [
+    "JOBS_NAMESPACE",
+    "JobActor",
+    "JobMessage",
+    "JobPorts",
+    "Resume",
+    "job_actor_name",
+]
+
+log = logging.getLogger(__name__)
+
+#: Store namespace of the job records (key: the job id).
+JOBS_NAMESPACE = "jobs"
+
+
+class Resume(msgspec.Struct, frozen=True):
+    """Sent by the actor to itself on start: perform the recovery row of its phase."""
+
+
+JobMessage = ReportedStatus | CancelRequested | TopUpRequested | Resume
+
+
+def job_actor_name(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+class JobPorts(Protocol):
+    """How a job reaches the world. Each method returns the machine event its outcome is."""
+
+    async def fetch_script(self, job: Job) -> Event: ...
+    async def submit(self, job: Job, effect: Submit) -> Event: ...
+    async def find_in_slurm(self, job: Job) -> Event: ...
+    async def send_status(self, job: Job, effect: SendStatus) -> Event: ...
+    async def refuse(self, job: Job, effect: Refuse) -> Event: ...
+    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> None: ...
+    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> None: ...
+
+
+class JobActor(Actor[JobMessage, None]):
+    """The lifecycle of one job. Its record must be in the store before it starts."""
+
+    __slots__ = ("_job", "_job_id", "_ports", "_store")
+
+    def __init__(self, job_id: str, *, store: Store, ports: JobPorts) -> None:
+        super().__init__(job_actor_name(job_id), mailbox_size=16)
+        self._job_id = job_id
+        self._store = store
+        self._ports = ports
+        self._job: Job | None = None
+
+    @property
+    def job(self) -> Job | None:
+        return self._job
+
+    def describe(self) -> dict[str, str]:
+        job = self._job
+        if job is None:
+            return {"phase": "loading"}
+        info = {"phase": job.phase.value}
+        if job.slurm_job_id is not None:
+            info["slurm"] = str(job.slurm_job_id)
+        if job.sending is not None:
+            info["sending"] = job.sending.status.name
+        return info
+
+    async def started(self) -> None:
+        job = await self._store.get(JOBS_NAMESPACE, self._job_id, Job)
+        if job is None:
+            raise LookupError(f"no record for job {self._job_id} in the store")
+        self._job = job
+        # Resume through the mailbox, so that recovery and later messages are handled one at a
+        # time, and a port failure is a crash of a running actor (restarted with backoff).
+        self.tell_nowait(Resume())
+
+    async def handle(self, message: JobMessage) -> None:
+        with bind(actor=self.name, job=self._job_id):
+            if isinstance(message, Resume):
+                await self._resume()
+            elif isinstance(message, ReportedStatus):
+                await self._feed(_as_event(message))
+            else:
+                await self._feed(message)
+
+    async def _resume(self) -> None:
+        assert self._job is not None
+        job, effects = recover(self._job)
+        await self._apply(job, list(effects))
+        # Reports received while this actor was not running wait in the store's inbox.
+        for _key, report in await self._store.pending(REPORTS_BOX, ReceivedReport):
+            if report.job_id == self._job_id and self._job.phase is not Phase.DONE:
+                await self._feed(_as_event(report.reported()))
+
+    async def _feed(self, event: Event) -> None:
+        assert self._job is not None
+        job, effects = transition(self._job, event)
+        await self._apply(job, effects)
+
+    async def _apply(self, job: Job, effects: list[Effect]) -> None:
+        """Persist ``job``, then perform ``effects``, feeding outcomes back until none remain."""
+        queue = list(effects)
+        await self._save(job)
+        while queue:
+            effect = queue.pop(0)
+            event = await self._perform(job, effect)
+            if event is None:
+                continue
+            job, more = transition(job, event)
+            await self._save(job)
+            queue.extend(more)
+        if job.phase is Phase.DONE:
+            await self._finish(job)
+
+    async def _save(self, job: Job) -> None:
+        if job != self._job or job.phase is Phase.CLAIMED:
+            await self._store.put(JOBS_NAMESPACE, self._job_id, job)
+            if self._job is None or job.phase is not self._job.phase:
+                log.info("%s -> %s", self._job_id, job.phase.value)
+        self._job = job
+
+    async def _perform(self, job: Job, effect: Effect) -> Event | None:
+        ports = self._ports
+        match effect:
+            case FetchScript():
+                return await ports.fetch_script(job)
+            case Submit():
+                return await ports.submit(job, effect)
+            case FindInSlurm():
+                return await ports.find_in_slurm(job)
+            case SendStatus():
+                return await ports.send_status(job, effect)
+            case Refuse():
+                return await ports.refuse(job, effect)
+            case CancelInSlurm():
+                await ports.cancel_in_slurm(job, effect)
+            case RaiseTimeLimit():
+                await ports.raise_time_limit(job, effect)
+        return None
+
+    async def _finish(self, job: Job) -> None:
+        """The job is settled: acknowledge its reports and end this actor (normally)."""
+        pending = await self._store.pending(REPORTS_BOX, ReceivedReport)
+        mine = [key for key, report in pending if report.job_id == self._job_id]
+        if mine:
+            async with self._store.transaction() as tx:
+                for key in mine:
+                    tx.ack(REPORTS_BOX, key)
+        log.info("%s settled: %s", self._job_id, job.history[-1][1] if job.history else "")
+        self.request_stop()
+
+
+def _as_event(report: ReportedStatus) -> Reported:
+    return Reported(
+        status=report.status,
+        slurm_job_id=report.slurm_job_id,
+        duration_minutes=report.duration_minutes,
+        exit_code=report.exit_code,
+    )

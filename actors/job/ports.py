@@ -1,0 +1,108 @@
+"""The JobActor's ports onto the real adapters: the SLURM actor, the chain actor, the sbatch client.
+
+Each method turns an adapter's answer into the state machine's event. Expected refusals become
+events (a script the service does not have, a submission SLURM refuses, a status the chain
+refuses); a broken connection is raised, so the job actor crashes, is restarted with backoff and
+resumes from its persisted phase.
+"""
+
+from __future__ import annotations
+
+from actors.chain.messages import Applied, RefuseJob, Rejected, SetJobStatus
+from actors.job.machine import (
+    CancelInSlurm,
+    ChainApplied,
+    ChainRejected,
+    Event,
+    FoundInSlurm,
+    Job,
+    RaiseTimeLimit,
+    Refuse,
+    Refused,
+    ScriptFetched,
+    ScriptUnavailable,
+    SendStatus,
+    Submit,
+    SubmitRefused,
+    Submitted,
+)
+from actors.sbatch import SbatchClient, ScriptAccessDenied, ScriptNotFound
+from actors.slurm import messages as slurm
+from runtime.actor import ActorRef
+from runtime.registry import Registry
+
+__all__ = ["AdapterPorts"]
+
+#: Seconds a SLURM submission or a chain transaction may take before the ask gives up (the
+#: adapters have their own, shorter, timeouts per command and per request).
+SUBMIT_TIMEOUT = 180.0
+CHAIN_TIMEOUT = 300.0
+SLURM_TIMEOUT = 60.0
+
+
+class AdapterPorts:
+    """:class:`~actors.job.actor.JobPorts` over the actors named "slurm" and "chain"."""
+
+    def __init__(self, registry: Registry, sbatch: SbatchClient) -> None:
+        self._slurm: ActorRef[slurm.SlurmRequest, object] = ActorRef(registry, "slurm")
+        self._chain: ActorRef[object, object] = ActorRef(registry, "chain")
+        self._sbatch = sbatch
+
+    async def fetch_script(self, job: Job) -> Event:
+        claim = job.claim
+        try:
+            script = await self._sbatch.fetch(
+                claim.job_id, claim.customer, claim.definition.batch_location_hash
+            )
+        except (ScriptNotFound, ScriptAccessDenied) as error:
+            return ScriptUnavailable(str(error))
+        return ScriptFetched(script)
+
+    async def submit(self, job: Job, effect: Submit) -> Event:
+        claim = job.claim
+        request = slurm.Submit(
+            job_id=claim.job_id,
+            customer=claim.customer,
+            definition=claim.definition,
+            time_limit_minutes=effect.time_limit_minutes,
+            script=effect.script,
+        )
+        reply = await self._slurm.ask(request, timeout=SUBMIT_TIMEOUT)
+        if isinstance(reply, slurm.Submitted):
+            return Submitted(reply.slurm_job_id)
+        assert isinstance(reply, slurm.SubmitRefused), reply
+        return SubmitRefused(reply.reason)
+
+    async def find_in_slurm(self, job: Job) -> Event:
+        reply = await self._slurm.ask(slurm.FindJobs(job.job_id), timeout=SLURM_TIMEOUT)
+        assert isinstance(reply, list)
+        ids = [found.slurm_job_id for found in reply if isinstance(found, slurm.SlurmJob)]
+        return FoundInSlurm(max(ids) if ids else None)
+
+    async def send_status(self, job: Job, effect: SendStatus) -> Event:
+        request = SetJobStatus(
+            job_id=job.job_id,
+            status=effect.status,
+            duration_minutes=effect.duration_minutes,
+            last_error=effect.last_error,
+            exit_code=effect.exit_code,
+        )
+        reply = await self._chain.ask(request, timeout=CHAIN_TIMEOUT)
+        if isinstance(reply, Applied):
+            return ChainApplied(effect.status)
+        assert isinstance(reply, Rejected), reply
+        args = tuple(int(a) if isinstance(a, bool) else a for a in reply.args)
+        return ChainRejected(effect.status, reply.error_name, args)
+
+    async def refuse(self, job: Job, effect: Refuse) -> Event:
+        reply = await self._chain.ask(RefuseJob(job.job_id), timeout=CHAIN_TIMEOUT)
+        assert isinstance(reply, Applied | Rejected), reply
+        return Refused()  # refused now, or no longer refusable: either way, not ours any more
+
+    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> None:
+        await self._slurm.ask(slurm.Cancel(slurm_job_id=effect.slurm_job_id), timeout=SLURM_TIMEOUT)
+
+    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> None:
+        await self._slurm.ask(
+            slurm.RaiseTimeLimit(effect.slurm_job_id, effect.extra_minutes), timeout=SLURM_TIMEOUT
+        )

@@ -1,0 +1,149 @@
+"""JobsSupervisor: one JobActor per on-chain job, and the dispatcher that routes to them.
+
+The subtree::
+
+    jobs-supervisor        one_for_one, dynamic children
+    ├── jobs               JobsDispatcher: claims, cancellations, top-ups and reports come here
+    ├── job:0x…            JobActor (transient: restarted after a crash, gone once settled)
+    └── job:0x…
+
+The dispatcher is the one address the rest of the tree knows ("jobs"). For a claim it writes the
+job's first record to the store **before** it answers (so a claim the chain cursor has passed is
+never lost), then starts the job's actor. Reports, cancellations and top-ups go to the job's
+actor, started again from its record when it is not running. At start it resumes every job whose
+record is not settled: that is the process-level half of crash recovery (the per-job half is the
+recovery table in :mod:`actors.job.machine`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from actors.grid import ClaimedCancel, ClaimedJob, ClaimedTopUp, ReportedStatus
+from actors.job.actor import JOBS_NAMESPACE, JobActor, JobMessage, JobPorts, job_actor_name
+from actors.job.machine import CancelRequested, Job, Phase, TopUpRequested, new_job
+from runtime.actor import Actor
+from runtime.errors import ActorNotFound, ActorStopped, NameTaken
+from runtime.policy import Backoff, Restart, RestartIntensity, Strategy
+from runtime.store import Store
+from runtime.supervisor import ChildSpec, Supervisor
+
+__all__ = ["DISPATCHER_NAME", "Accepted", "JobsDispatcher", "jobs_supervisor"]
+
+log = logging.getLogger(__name__)
+
+DISPATCHER_NAME = "jobs"
+
+DispatchMessage = ClaimedJob | ClaimedCancel | ClaimedTopUp | ReportedStatus
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """The dispatcher's answer: whether the message reached (or created) a live job."""
+
+    accepted: bool
+    reason: str = ""
+
+
+class JobsDispatcher(Actor[DispatchMessage, Accepted]):
+    """Routes grid events to job actors, starting them as needed (see the module docstring)."""
+
+    __slots__ = ("_ports", "_store", "_supervisor")
+
+    def __init__(self, *, store: Store, ports: JobPorts, supervisor: Supervisor) -> None:
+        super().__init__(DISPATCHER_NAME, mailbox_size=256)
+        self._store = store
+        self._ports = ports
+        self._supervisor = supervisor
+
+    def describe(self) -> dict[str, str]:
+        return {"jobs": str(max(0, self._supervisor.count_children().active - 1))}
+
+    async def started(self) -> None:
+        resumed = 0
+        for job_id, job in await self._store.items(JOBS_NAMESPACE, Job):
+            if job.phase is not Phase.DONE:
+                self._start_job(job_id)
+                resumed += 1
+        if resumed:
+            log.info("resuming %d unsettled jobs from the store", resumed)
+
+    async def handle(self, message: DispatchMessage) -> Accepted:
+        match message:
+            case ClaimedJob():
+                return await self._claimed(message)
+            case ClaimedCancel(job_id=job_id):
+                return await self._forward(job_id, CancelRequested())
+            case ClaimedTopUp(job_id=job_id, extra_minutes=minutes):
+                return await self._forward(job_id, TopUpRequested(minutes))
+            case ReportedStatus(job_id=job_id):
+                return await self._forward(job_id, message)
+
+    async def _claimed(self, claim: ClaimedJob) -> Accepted:
+        existing = await self._store.get(JOBS_NAMESPACE, claim.job_id, Job)
+        if existing is not None and existing.phase is not Phase.DONE:
+            return Accepted(True, "already claimed")  # a replayed claim event
+        job, _effects = new_job(claim)  # the actor performs the effects once it runs
+        await self._store.put(JOBS_NAMESPACE, claim.job_id, job)
+        self._start_job(claim.job_id)
+        return Accepted(True)
+
+    async def _forward(self, job_id: str, message: JobMessage) -> Accepted:
+        name = job_actor_name(job_id)
+        actor = self._supervisor.find_child(name)
+        if not isinstance(actor, JobActor):
+            record = await self._store.get(JOBS_NAMESPACE, job_id, Job)
+            if record is None:
+                log.warning("%s for unknown job %s ignored", type(message).__name__, job_id)
+                return Accepted(False, "unknown job")
+            if record.phase is Phase.DONE:
+                return Accepted(False, "job already settled")
+            # Not running (settling, restarting or never resumed): it reads its reports from
+            # the store's inbox when it starts, so a report is not lost by dropping it here.
+            self._start_job(job_id)
+            if isinstance(message, ReportedStatus):
+                return Accepted(True, "job actor starting; it replays the inbox")
+            actor = self._supervisor.find_child(name)
+            if not isinstance(actor, JobActor):
+                return Accepted(False, "job actor not running")
+        try:
+            await actor.tell(message)
+        except ActorStopped:
+            return Accepted(False, "job actor stopping")
+        return Accepted(True)
+
+    def _start_job(self, job_id: str) -> None:
+        spec = ChildSpec(
+            id=job_actor_name(job_id),
+            start=_job_actor_factory(job_id, self._store, self._ports),
+            restart=Restart.TRANSIENT,
+            shutdown=10.0,
+        )
+        # Already there (or the subtree is stopping): nothing to start.
+        with contextlib.suppress(NameTaken, ActorNotFound, ActorStopped):
+            self._supervisor.start_child_nowait(spec)
+
+
+def _job_actor_factory(job_id: str, store: Store, ports: JobPorts) -> Callable[[], JobActor]:
+    return lambda: JobActor(job_id, store=store, ports=ports)
+
+
+def jobs_supervisor(*, store: Store, ports: JobPorts) -> Supervisor:
+    """The ``jobs-supervisor`` subtree, with its dispatcher as first (static) child."""
+    supervisor: Supervisor
+
+    def dispatcher() -> JobsDispatcher:
+        return JobsDispatcher(store=store, ports=ports, supervisor=supervisor)
+
+    supervisor = Supervisor(
+        "jobs-supervisor",
+        [ChildSpec(id=DISPATCHER_NAME, start=dispatcher, restart=Restart.PERMANENT)],
+        strategy=Strategy.ONE_FOR_ONE,
+        # Many independent jobs: one failing job must not take the others down with it.
+        intensity=RestartIntensity(max_restarts=1000, period_seconds=60.0),
+        backoff=Backoff(initial=0.5, maximum=30.0),
+    )
+    return supervisor
