@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Literal, TextIO
 
 import msgspec
@@ -26,7 +27,7 @@ __all__ = ["FIELDS", "bind", "configure_logging", "current_fields"]
 
 #: The context fields of the running task (``actor``, ``job``, ...).
 FIELDS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "grid_log_fields", default={}
+    "grid_log_fields", default=MappingProxyType({})
 )
 
 
