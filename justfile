@@ -25,7 +25,7 @@ unit *ARGS:
 
 # run the supervisor's main job on the local testbed
 demo *ARGS:
-    {{python}} -m cli.demo {{ARGS}}
+    {{python}} -m testbed.demo {{ARGS}}
 
 # the benchmarks under bench/; each prints its figures
 bench *ARGS:

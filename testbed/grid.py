@@ -197,6 +197,7 @@ def _up_locked(layout: Layout, *, register_provider: bool, log: Callable[[str], 
     began = time.monotonic()
     current = read_env(layout)
     if current is not None and is_up(layout):
+        write_supervisor_config(layout, current)  # cheap; follows changes of the schema
         return UpResult(env=current, already_up=True, seconds=time.monotonic() - began)
     leftovers = stop_recorded(layout)
     if leftovers:
@@ -208,6 +209,8 @@ def _up_locked(layout: Layout, *, register_provider: bool, log: Callable[[str], 
     # hook lines and job outputs, which would carry the same ids.
     (layout.log / "hooks.log").unlink(missing_ok=True)
     shutil.rmtree(layout.job_output, ignore_errors=True)
+    # A new chain and a new SLURM: the supervisor's checkpoints of the previous run are stale.
+    shutil.rmtree(layout.supervisor_state, ignore_errors=True)
     layout.root.chmod(0o755)
     layout.log.chmod(0o755)
     try:

@@ -26,10 +26,8 @@ from actors.grid import JobStatus
 from testbed import market
 from testbed.env import TestbedEnv
 from testbed.grid import JobRequest, grid_addresses, submit_job
-from testbed.tls import tls_files
 
 REPO = Path(__file__).resolve().parents[2]
-CALLBACK_PORT = 3000
 
 
 class Supervisor:
@@ -78,9 +76,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
 
 
 def supervisor_config(env: TestbedEnv, state: Path) -> dict[str, Any]:
+    """The testbed's own supervisor config, with a fresh state folder for this module."""
     config: dict[str, Any] = yaml.safe_load(Path(env.supervisor_config).read_text())
-    tls = tls_files(Path(env.testbed_dir) / "tls")
-    config["grpc"]["tls"] = {"certFile": str(tls.server_cert), "keyFile": str(tls.server_key)}
     config["state"]["folder"] = str(state)
     config["log"]["level"] = "info"
     return config
@@ -196,15 +193,19 @@ def test_job_runs_as_the_customer_and_finishes_on_chain(
     assert info["NumCPUs"] == "2"
     assert info["MinMemoryCPU"] == "200M"
     # The time limit comes from the locked credits and the provider's prices.
-    limit_minutes = chain_job(testbed_env, job_id)
-    assert info["TimeLimit"] != "UNLIMITED"
+    on_chain = chain_job(testbed_env, job_id)
+    prices = market.get_provider(
+        testbed_env.chain.rpc_url, grid_addresses(testbed_env), testbed_env.provider.address
+    ).prices
+    minutes = on_chain.cost.max_cost // market.credits_per_minute(on_chain.definition, prices)
+    assert info["TimeLimit"] == f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+    assert on_chain.provider_addr.lower() == testbed_env.provider.address.lower()
     assert running.status in (JobStatus.RUNNING, JobStatus.FINISHED)
     finished = wait_status(
         testbed_env, job_id, {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.PANICKED}, 240
     )
     assert finished.status == JobStatus.FINISHED
     assert finished.exit_code == 0
-    assert limit_minutes.provider_addr.lower() == testbed_env.provider.address.lower()
     # It slept 62 s: at least one whole minute is billed, and not wildly more.
     billed = (finished.time.end - finished.time.start) // 60 if finished.time.end else None
     assert billed is None or billed >= 1
