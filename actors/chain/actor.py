@@ -1,0 +1,560 @@
+"""ChainActor (``"chain"``): the supervisor's only door to the meta-scheduler.
+
+What it does in the background, for as long as it runs:
+
+- **Listens.** One WebSocket with two subscriptions: ``newHeads`` and the MetaScheduler's logs of
+  the three claim events. Claim logs for this provider become
+  :class:`~actors.grid.ClaimedJob` / :class:`~actors.grid.ClaimedCancel` /
+  :class:`~actors.grid.ClaimedTopUp` told to ``"jobs"`` (deduplicated by transaction hash and log
+  index, delivered in order, retried until ``"jobs"`` takes them).
+- **Claims, event-driven.** Which log says "work is queued for you"? None that we can attribute
+  cheaply: ``metaSchedule`` emits ``JobTransitionEvent`` (no provider in it) and a cancel or top-up
+  request emits nothing at all. So the trigger is **every new head**: each one wakes the claimer,
+  which reads the three queues in one batched round trip (``getClaimableJobQueueSize``,
+  ``hasCancellingJob``, ``hasTopUpJob``) and claims what is there. Wakes coalesce, so a burst of
+  blocks costs one read per claim round. The claimable queue's length lets the claimer pipeline up
+  to ``max_claims_in_flight`` ``claimNextJob`` transactions at once (distinct nonces from the
+  nonce manager); it keeps going while the queues are not empty. A claim's own receipt carries its
+  event, so the job reaches ``"jobs"`` without waiting for the log.
+- **Polls as a fallback.** Every ``poll_interval`` seconds the claimer is woken anyway; without a
+  subscription the poller also reads missed claim logs with ``eth_getLogs`` over HTTP.
+- **Keeps a cursor.** The last block whose claim logs are known to be handled is kept in the store
+  (namespace ``"chain"``, key ``"cursor"``), never past a claim not yet delivered. After each
+  (re)connection the logs from the cursor to the head are read back (``eth_getLogs``).
+- **Watches the subscription.** No head for ``head_timeout`` seconds: the socket is probed with
+  ``eth_blockNumber``; if the chain moved on (or the probe fails) the subscription is dead and is
+  rebuilt. Reconnects back off (:class:`runtime.policy.Backoff`).
+- **Checks** ``enableRequestNewJob()`` every ``enable_check_interval`` seconds: ``false`` is logged
+  and shown in :meth:`ChainActor.describe`, never a crash (claiming continues: queued jobs are
+  still the provider's to run).
+
+Asks (see :mod:`actors.chain.messages`): ``StartClaiming``/``StopClaiming`` go through the mailbox;
+the chain reads and transactions (``SetJobStatus``, ``RefuseJob``, ``Register``, ``GetJob``,
+``GetProvider``, ``ProviderApproval``) are served **concurrently**, each in its own task of the
+actor, so status reports do not queue behind one another's receipts (several transactions are in
+flight at once, each with its own nonce). Their transport errors are raised to the asker as the
+adapter's own exceptions (and a malformed job id as ValueError); a bug crashes the actor as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import msgspec
+import trio
+
+from actors.chain.abi import Claimed
+from actors.chain.client import MetaSchedulerClient
+from actors.chain.messages import (
+    Applied,
+    ChainMessage,
+    ChainReply,
+    ClaimingState,
+    GetJob,
+    GetProvider,
+    ProviderApproval,
+    RefuseJob,
+    Register,
+    Rejected,
+    SetJobStatus,
+    StartClaiming,
+    StopClaiming,
+    TransactionOutcome,
+)
+from actors.chain.revert import ChainError, ContractError
+from actors.chain.rpc import HttpRpc, SubscriptionLost, open_ws_rpc
+from actors.chain.transactions import PendingLog, Receipt, SenderSettings, TransactionSender
+from runtime.actor import DEFAULT_ASK_TIMEOUT, Actor
+from runtime.errors import ActorCrashed, ActorStopped, ActorSystemError, AskTimeout
+from runtime.policy import Backoff
+from runtime.store import Store, StoreError
+
+__all__ = ["CURSOR_KEY", "CURSOR_NAMESPACE", "ChainActor", "ChainCursor", "ChainSettings"]
+
+log = logging.getLogger(__name__)
+
+CURSOR_NAMESPACE = "chain"
+CURSOR_KEY = "cursor"
+SEEN_LOGS = 50_000
+
+
+class ChainCursor(msgspec.Struct, frozen=True):
+    """The last block whose claim logs have been handled (delivered to ``"jobs"``)."""
+
+    block: int
+
+
+class ChainSettings(msgspec.Struct, frozen=True):
+    """Timings of the ChainActor (seconds) and its claim pipeline."""
+
+    poll_interval: float = 2.0
+    head_timeout: float = 30.0
+    enable_check_interval: float = 30.0
+    cursor_save_interval: float = 1.0
+    max_claims_in_flight: int = 16
+    log_range: int = 2_000
+    request_timeout: float = 10.0
+    reconnect: Backoff = Backoff(initial=0.2, maximum=15.0)
+    sender: SenderSettings = SenderSettings()
+
+
+_CONCURRENT = (SetJobStatus, RefuseJob, Register, GetJob, GetProvider, ProviderApproval)
+
+
+class _Slot:
+    """The reply of one concurrently served ask."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: object = None
+        self.error: BaseException | None = None
+
+
+class ChainActor(Actor[ChainMessage, ChainReply]):
+    """The chain adapter as an actor. Build it from explicit values; the caller reads config."""
+
+    def __init__(
+        self,
+        *,
+        rpc_url: str,
+        ws_url: str | None,
+        meta_scheduler: str,
+        private_key: bytes,
+        store: Store | None,
+        settings: ChainSettings | None = None,
+        pending_log: PendingLog | None = None,
+        jobs_name: str = "jobs",
+        name: str = "chain",
+    ) -> None:
+        super().__init__(name)
+        self.settings = settings or ChainSettings()
+        self._rpc = HttpRpc(rpc_url, timeout=self.settings.request_timeout)
+        self._sender = TransactionSender(
+            self._rpc, private_key, settings=self.settings.sender, pending_log=pending_log
+        )
+        self.client = MetaSchedulerClient(self._rpc, self._sender, meta_scheduler)
+        self._ws_url = ws_url
+        self._store = store
+        self._jobs_name = jobs_name
+        self._rng = random.Random()
+        # state shown by describe()
+        self._connection = "starting"
+        self._cursor: int | None = None
+        self._saved_cursor: int | None = None
+        self._head: int | None = None
+        self._last_head_at = 0.0
+        self._claiming = False
+        self._enabled: bool | None = None
+        self._claims_sent = 0
+        self._delivered = 0
+        # plumbing
+        self._wake = trio.Event()
+        self._claim_lock = trio.Lock()
+        self._claim_budget = 0
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._outbox: deque[Claimed] = deque()
+        self._outbox_changed = trio.Event()
+
+    @property
+    def provider(self) -> str:
+        """This provider's (the wallet's) lowercase address."""
+        return self._sender.address
+
+    # --- the actor's life ----------------------------------------------------------------------
+
+    async def started(self) -> None:
+        if self._store is not None:
+            saved = await self._store.get(CURSOR_NAMESPACE, CURSOR_KEY, ChainCursor)
+            if saved is not None:
+                self._cursor = self._saved_cursor = saved.block
+        self.spawn(self._own_http)
+        self.spawn(self._deliver)
+        self.spawn(self._claimer)
+        self.spawn(self._poller)
+        self.spawn(self._save_cursor_periodically)
+        if self._ws_url:
+            self.spawn(self._subscriber, self._ws_url)
+        else:
+            self._connection = "polling (no WebSocket configured)"
+
+    async def stopping(self) -> None:
+        self._claiming = False
+        await self._save_cursor()
+
+    def describe(self) -> dict[str, str]:
+        stats = self._sender.statistics()
+        enabled = {None: "unknown", True: "true", False: "false"}[self._enabled]
+        return {
+            "provider": self.provider,
+            "connection": self._connection,
+            "cursor_block": str(self._cursor) if self._cursor is not None else "-",
+            "head_block": str(self._head) if self._head is not None else "-",
+            "claiming": "on" if self._claiming else "off",
+            "enableRequestNewJob": enabled,
+            "pending_transactions": str(stats.in_flight),
+            "transactions": f"sent {stats.sent}, resent {stats.resent}, mined {stats.mined}, "
+            f"reverted {stats.reverted}",
+            "claims": f"sent {self._claims_sent}, delivered {self._delivered}, "
+            f"undelivered {len(self._outbox)}",
+        }
+
+    # --- asks ----------------------------------------------------------------------------------
+
+    async def ask(
+        self,
+        message: ChainMessage,
+        *,
+        timeout: float = DEFAULT_ASK_TIMEOUT,  # noqa: ASYNC109
+    ) -> ChainReply:
+        """Chain reads and transactions are served concurrently (see the module docstring);
+        ``StartClaiming``/``StopClaiming`` go through the mailbox."""
+        if not isinstance(message, _CONCURRENT):
+            return await super().ask(message, timeout=timeout)
+        if self.statistics().phase != "running":
+            raise ActorStopped(self.name, "is not running")
+        slot = _Slot()
+        self.spawn(self._serve, message, slot)
+        with trio.move_on_after(timeout):
+            await slot.done.wait()
+        if not slot.done.is_set():
+            raise AskTimeout(self.name, type(message).__name__, timeout)
+        if slot.error is not None:
+            raise slot.error
+        return cast(ChainReply, slot.value)
+
+    async def _serve(self, message: ChainMessage, slot: _Slot) -> None:
+        try:
+            slot.value = await self._answer(message)
+        except (ChainError, ValueError) as exc:  # a broken connection, or a malformed job id
+            self.note_error(exc)
+            slot.error = exc
+        except trio.Cancelled:
+            slot.error = ActorStopped(self.name, "stopped before answering")
+            raise
+        except BaseException as exc:
+            slot.error = ActorCrashed(self.name, type(message).__name__, exc)
+            raise
+        finally:
+            slot.done.set()
+
+    async def handle(self, message: ChainMessage) -> ChainReply:
+        if isinstance(message, StartClaiming):
+            if not self._claiming:
+                log.info("chain: claiming started for provider %s", self.provider)
+            self._claiming = True
+            self._wake.set()
+            return ClaimingState(claiming=True)
+        if isinstance(message, StopClaiming):
+            self._claiming = False
+            async with self._claim_lock:  # wait for the round in flight to end
+                pass
+            log.info("chain: claiming stopped")
+            return ClaimingState(claiming=False)
+        return await self._answer(message)
+
+    async def _answer(self, message: ChainMessage) -> ChainReply:
+        client = self.client
+        if isinstance(message, SetJobStatus):
+            return await self._outcome(
+                client.set_job_status(
+                    message.job_id,
+                    message.status,
+                    message.duration_minutes,
+                    message.last_error,
+                    message.exit_code,
+                )
+            )
+        if isinstance(message, RefuseJob):
+            return await self._outcome(client.refuse_job(message.job_id))
+        if isinstance(message, Register):
+            return await self._outcome(
+                client.register(message.hardware, message.prices, message.labels)
+            )
+        if isinstance(message, GetJob):
+            return await client.get_job(message.job_id)
+        if isinstance(message, GetProvider):
+            return await client.get_provider()
+        if isinstance(message, ProviderApproval):
+            return await client.approval()
+        raise TypeError(f"ChainActor cannot handle {type(message).__name__}")
+
+    async def _outcome(self, transaction: Any) -> TransactionOutcome:
+        try:
+            receipt: Receipt = await transaction
+        except ContractError as error:
+            if error.name == "SameStatusError":
+                return Applied(tx_hash=error.tx_hash, already=True)
+            return Rejected(error_name=error.name, args=error.error_args, tx_hash=error.tx_hash)
+        return Applied(tx_hash=receipt.tx_hash, block_number=receipt.block_number)
+
+    # --- background: HTTP client owner, delivery ---------------------------------------------
+
+    async def _own_http(self) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._rpc.aclose()
+
+    def _accept_logs(self, logs: Sequence[Mapping[str, Any]]) -> int:
+        """Queue the unseen claims for us among ``logs``; how many were queued."""
+        queued = 0
+        for raw in logs:
+            key = (str(raw.get("transactionHash")), str(raw.get("logIndex")))
+            if key in self._seen or raw.get("removed"):
+                continue
+            self._seen[key] = None
+            if len(self._seen) > SEEN_LOGS:
+                self._seen.popitem(last=False)
+            try:
+                claims = self.client.claims_in([dict(raw)])
+            except ValueError as exc:
+                log.warning("chain: skipped a malformed claim log %s: %s", key, exc)
+                continue
+            for claim in claims:
+                log.info(
+                    "chain: %s %s (block %d)",
+                    type(claim).__name__,
+                    claim.job_id,
+                    claim.block_number,
+                )
+                self._outbox.append(claim)
+                queued += 1
+        if queued:
+            self._outbox_changed.set()
+        return queued
+
+    async def _deliver(self) -> None:
+        """Tell each queued claim to ``"jobs"``, in order, until it takes it."""
+        jobs = self.ref(self._jobs_name)
+        attempt = 0
+        while True:
+            if not self._outbox:
+                self._outbox_changed = trio.Event()
+                await self._outbox_changed.wait()
+                continue
+            claim = self._outbox[0]
+            try:
+                # ask, not tell: "jobs" answers once the claim is in the checkpoint store, and
+                # only then may the cursor move past its block.
+                await jobs.ask(claim, timeout=self.settings.request_timeout)
+            except ActorSystemError as exc:
+                attempt += 1
+                if attempt == 1 or attempt % 20 == 0:
+                    log.warning(
+                        "chain: cannot hand %s to %r yet: %s", claim.job_id, self._jobs_name, exc
+                    )
+                await trio.sleep(self.settings.reconnect.delay(attempt, self._rng))
+                continue
+            attempt = 0
+            self._outbox.popleft()
+            self._delivered += 1
+
+    # --- background: cursor --------------------------------------------------------------------
+
+    def _advance_cursor(self, block: int) -> None:
+        if self._cursor is None or block > self._cursor:
+            self._cursor = block
+
+    def _safe_cursor(self) -> int | None:
+        """The cursor, held back before the oldest claim not yet delivered."""
+        if self._cursor is None:
+            return None
+        if self._outbox:
+            return min(self._cursor, min(c.block_number for c in self._outbox) - 1)
+        return self._cursor
+
+    async def _save_cursor(self) -> None:
+        block = self._safe_cursor()
+        if self._store is None or block is None or block == self._saved_cursor:
+            return
+        try:
+            await self._store.put(CURSOR_NAMESPACE, CURSOR_KEY, ChainCursor(block=block))
+        except StoreError as exc:
+            log.warning("chain: cannot save the cursor: %s", exc)
+            return
+        self._saved_cursor = block
+
+    async def _save_cursor_periodically(self) -> None:
+        while True:
+            await trio.sleep(self.settings.cursor_save_interval)
+            await self._save_cursor()
+
+    async def _catch_up(self) -> None:
+        """Read the claim logs from the cursor to the current head (``eth_getLogs`` over HTTP)."""
+        latest = await self.client.block_number()
+        if self._cursor is None:  # first start ever: nothing of ours can be older than now
+            self._advance_cursor(latest)
+            return
+        start = self._safe_cursor()
+        start = (start if start is not None else latest) + 1
+        while start <= latest:
+            end = min(start + self.settings.log_range - 1, latest)
+            queued = self._accept_logs(await self.client.claim_logs(start, end))
+            if queued:
+                log.info("chain: caught up %d claim(s) from blocks %d-%d", queued, start, end)
+            self._advance_cursor(end)
+            start = end + 1
+
+    # --- background: subscription --------------------------------------------------------------
+
+    async def _subscriber(self, url: str) -> None:
+        attempt = 0
+        while True:
+            self._connection = f"connecting to {url}"
+            try:
+                await self._subscribe_once(url)
+            except ChainError as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                reason = "closed"
+            attempt = 1 if self._connection.startswith("subscribed") else attempt + 1
+            self._connection = f"down ({reason}); polling"
+            log.warning("chain: subscription lost (%s); reconnecting", reason)
+            await trio.sleep(self.settings.reconnect.delay(attempt, self._rng))
+
+    async def _subscribe_once(self, url: str) -> None:
+        async with open_ws_rpc(url, connect_timeout=self.settings.request_timeout) as ws:
+            ws.timeout = self.settings.request_timeout
+            heads = await ws.subscribe("newHeads")
+            logs = await ws.subscribe("logs", self.client.claim_filter())
+            self._last_head_at = trio.current_time()
+            await self._catch_up()
+            self._connection = f"subscribed to {url}"
+            log.info("chain: subscribed to heads and claim logs at %s", url)
+            lost: list[ChainError] = []
+            async with trio.open_nursery() as nursery:
+
+                async def guard(task: Any, *args: Any) -> None:
+                    try:
+                        await task(*args)
+                    except ChainError as exc:
+                        lost.append(exc)
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(guard, self._consume_heads, heads)
+                nursery.start_soon(guard, self._consume_logs, logs)
+                nursery.start_soon(guard, self._watch_heads, ws)
+            if lost:
+                raise lost[0]
+
+    async def _consume_heads(self, heads: Any) -> None:
+        async for head in heads:
+            number = int(str(head.get("number", "0x0")), 16)
+            self._head = number
+            self._last_head_at = trio.current_time()
+            # logs of a block arrive with it: a one-block margin keeps the cursor behind them
+            self._advance_cursor(number - 1)
+            self._wake.set()
+
+    async def _consume_logs(self, logs: Any) -> None:
+        async for raw in logs:
+            if isinstance(raw, dict):
+                self._accept_logs([raw])
+
+    async def _watch_heads(self, ws: Any) -> None:
+        """A subscription that stopped delivering heads while the chain moves on is dead."""
+        timeout = self.settings.head_timeout
+        while True:
+            await trio.sleep_until(self._last_head_at + timeout)
+            if trio.current_time() < self._last_head_at + timeout:
+                continue
+            number = int(str(await ws.request("eth_blockNumber")), 16)
+            if self._head is not None and number > self._head:
+                raise SubscriptionLost(f"no new head for {timeout:g} s while the chain moved on")
+            if self._head is None:
+                self._head = number
+            self._last_head_at = trio.current_time()  # the chain is idle: all is well
+
+    # --- background: claims --------------------------------------------------------------------
+
+    async def _poller(self) -> None:
+        next_enable_check = trio.current_time()
+        while True:
+            now = trio.current_time()
+            if now >= next_enable_check:
+                next_enable_check = now + self.settings.enable_check_interval
+                await self._check_enabled()
+            if not self._connection.startswith("subscribed"):
+                try:
+                    await self._catch_up()
+                except ChainError as exc:
+                    log.debug("chain: catch-up by polling failed: %s", exc)
+            self._wake.set()
+            await trio.sleep(self.settings.poll_interval)
+
+    async def _check_enabled(self) -> None:
+        try:
+            enabled = await self.client.enable_request_new_job()
+        except ChainError as exc:
+            log.debug("chain: enableRequestNewJob() failed: %s", exc)
+            return
+        if enabled != self._enabled:
+            if not enabled:
+                log.warning(
+                    "chain: enableRequestNewJob() is false: the meta-scheduler takes no new jobs "
+                    "(it may be deprecated); claiming what is queued continues"
+                )
+            elif self._enabled is False:
+                log.info("chain: enableRequestNewJob() is true again")
+        self._enabled = enabled
+
+    async def _claimer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            if not self._claiming:
+                continue
+            async with self._claim_lock:
+                try:
+                    await self._claim_round()
+                except ChainError as exc:
+                    self.note_error(exc)
+                    log.warning("chain: claim round failed: %s", exc)
+
+    async def _claim_round(self) -> None:
+        """Claim while this provider's queues hold work.
+
+        One batched read gives the claimable queue's length: that many ``claimNextJob`` are
+        budgeted, shared by up to ``max_claims_in_flight`` workers that each claim one after
+        another (so claims overlap without bursts of simultaneous estimates). Then read again.
+        """
+        while self._claiming:
+            queues = await self.client.queues()
+            if not queues.any:
+                return
+            self._claim_budget = queues.claimable
+            async with trio.open_nursery() as nursery:
+                if queues.cancelling:
+                    nursery.start_soon(self._claim_one, "cancelling")
+                if queues.top_up:
+                    nursery.start_soon(self._claim_one, "top_up")
+                for _ in range(min(queues.claimable, self.settings.max_claims_in_flight)):
+                    nursery.start_soon(self._claim_worker)
+
+    async def _claim_worker(self) -> None:
+        while self._claiming and self._claim_budget > 0:
+            self._claim_budget -= 1
+            if not await self._claim_one("job"):
+                return
+
+    async def _claim_one(self, queue: str) -> bool:
+        """One claim; False when it was refused or failed (the queue is empty, or trouble)."""
+        try:
+            outcome = await self.client.claim(queue)
+        except ContractError as error:  # NoJob: someone (a pipelined claim) emptied the queue
+            log.debug("chain: claim %s refused: %s", queue, error)
+            return False
+        except ChainError as exc:  # transport trouble, or the node refused the transaction
+            self.note_error(exc)
+            log.warning("chain: claim %s failed: %s", queue, exc)
+            return False
+        self._claims_sent += 1
+        self._accept_logs(outcome.receipt.logs)
+        return True

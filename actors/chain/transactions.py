@@ -1,0 +1,515 @@
+"""Sending the wallet's transactions: one nonce manager, fees from the node, simulation, resend
+with a higher fee, receipts.
+
+The life of one transaction (:meth:`TransactionSender.transact`):
+
+1. **Simulate.** ``eth_estimateGas`` runs the call against the latest state. A revert is decoded
+   to its named :class:`~actors.chain.revert.ContractError` and raised *before* a nonce is taken
+   or anything is sent. The estimate plus a margin (:func:`gas_with_margin`) is the gas limit.
+2. **Price.** Fees come from the node (:func:`fees_from_node`): EIP-1559 (``maxFeePerGas =
+   2 * baseFee + tip``) when the latest block has ``baseFeePerGas``, legacy ``gasPrice`` otherwise.
+3. **Nonce.** :class:`NonceManager` hands out the wallet's nonces: never the same one twice, many
+   transactions in flight at once. A nonce whose transaction never left is given back.
+4. **Send and wait.** The signed transaction is recorded in the :class:`PendingLog` (the seam where
+   issue 5 persists pending transactions across restarts), sent, and its receipt polled. Not mined
+   within ``resend_after`` seconds: re-signed under the *same* nonce with both fee fields raised by
+   at least 12.5% (:func:`bump_fees`) and sent again; any of the hashes may be the one mined.
+5. **Receipt.** Status 1 is returned as a :class:`Receipt`. Status 0 (a revert at mining time, the
+   nonce is spent) is explained by replaying the call at that block and raised as a
+   ContractError carrying ``tx_hash``.
+
+Errors: :class:`~actors.chain.rpc.RequestNotSent` (nothing of it reached the node; the nonce was
+given back), :class:`TransactionTimeout` (an :class:`~actors.chain.rpc.OutcomeUnknown`: sent but no
+receipt in time, it may still be mined: check ``nonce``/``tx_hashes`` before retrying),
+:class:`~actors.chain.rpc.RpcError` (the node refused the transaction, it did not take effect),
+ContractError (the contract refused).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeAlias
+
+import msgspec
+import trio
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+
+from actors.chain.revert import ContractError
+from actors.chain.rpc import HttpRpc, OutcomeUnknown, RequestNotSent, RpcError
+
+__all__ = [
+    "DynamicFees",
+    "Fees",
+    "LegacyFees",
+    "MemoryPendingLog",
+    "NonceManager",
+    "PendingLog",
+    "PendingTransaction",
+    "Receipt",
+    "SenderSettings",
+    "SenderStatistics",
+    "TransactionSender",
+    "TransactionTimeout",
+    "bump_fee",
+    "bump_fees",
+    "fees_from_node",
+    "gas_with_margin",
+]
+
+
+# ------------------------------------------------------------------------------- fees (pure)
+
+
+class LegacyFees(msgspec.Struct, frozen=True):
+    """A type-0 transaction's price: ``gasPrice`` in wei."""
+
+    gas_price: int
+
+
+class DynamicFees(msgspec.Struct, frozen=True):
+    """An EIP-1559 (type-2) transaction's price in wei."""
+
+    max_fee: int
+    max_priority_fee: int
+
+
+Fees: TypeAlias = LegacyFees | DynamicFees
+
+BUMP_DIVISOR = 8
+"""A replacement raises each fee by at least 1/8 (12.5%); geth needs 10%, others 12.5%."""
+
+
+def bump_fee(value: int) -> int:
+    """``value`` raised by 12.5%, rounded up, and by at least 1 wei."""
+    return value + max(1, -(-value // BUMP_DIVISOR))
+
+
+def bump_fees(old: Fees, current: Fees | None = None) -> Fees:
+    """The fees of a replacement for a transaction sent at ``old``.
+
+    Both fields rise by at least 12.5% over ``old``; if the node now asks more (``current``, the
+    same kind) that is taken instead. For EIP-1559 the max fee always covers the tip.
+    """
+    if isinstance(old, LegacyFees):
+        floor = current.gas_price if isinstance(current, LegacyFees) else 0
+        return LegacyFees(gas_price=max(bump_fee(old.gas_price), floor))
+    priority = bump_fee(old.max_priority_fee)
+    max_fee = bump_fee(old.max_fee)
+    if isinstance(current, DynamicFees):
+        priority = max(priority, current.max_priority_fee)
+        max_fee = max(max_fee, current.max_fee)
+    return DynamicFees(max_fee=max(max_fee, priority), max_priority_fee=priority)
+
+
+def fees_from_node(
+    latest_block: Mapping[str, Any], *, gas_price: int, priority_fee: int | None
+) -> Fees:
+    """Fees for a new transaction from what the node reports.
+
+    EIP-1559 when the latest block carries ``baseFeePerGas``: the tip is ``priority_fee``
+    (``eth_maxPriorityFeePerGas``) or, if the node has no such method, ``gas_price - baseFee``;
+    ``maxFeePerGas = 2 * baseFee + tip`` (room for the base fee to double). Legacy otherwise.
+    """
+    base_hex = latest_block.get("baseFeePerGas")
+    if base_hex is None:
+        return LegacyFees(gas_price=gas_price)
+    base = int(str(base_hex), 16)
+    tip = priority_fee if priority_fee is not None else max(gas_price - base, 0)
+    return DynamicFees(max_fee=2 * base + tip, max_priority_fee=tip)
+
+
+def gas_with_margin(estimate: int, *, margin: float = 0.25, extra: int = 10_000) -> int:
+    """The gas limit for an estimate: ``estimate * (1 + margin) + extra`` (rounded up)."""
+    return math.ceil(estimate * (1 + margin)) + extra
+
+
+# ------------------------------------------------------------------------------------ nonces
+
+
+class NonceManager:
+    """The wallet's next nonces. Single owner of the counter: no two transactions share one.
+
+    The first :meth:`reserve` asks the node (``fetch``, the ``pending`` transaction count).
+    :meth:`release` gives back a nonce whose transaction never reached the node; the smallest
+    given-back nonce is handed out first, so gaps close. :meth:`resync` moves forward when the node
+    says the wallet has used more nonces than we know (someone else used the key).
+    """
+
+    def __init__(self) -> None:
+        self._next: int | None = None
+        self._free: list[int] = []
+        self._lock = trio.Lock()
+        self.in_flight: set[int] = set()
+
+    @property
+    def next_nonce(self) -> int | None:
+        """The next fresh nonce (None before the first reservation)."""
+        return self._next
+
+    async def reserve(self, fetch: Callable[[], Awaitable[int]]) -> int:
+        if self._next is None:
+            async with self._lock:
+                if self._next is None:
+                    self._next = await fetch()
+        if self._free:
+            nonce = heapq.heappop(self._free)
+        else:
+            nonce = self._next
+            self._next += 1
+        self.in_flight.add(nonce)
+        return nonce
+
+    def release(self, nonce: int) -> None:
+        """``nonce`` was never used (its transaction never left): hand it out again."""
+        self.in_flight.discard(nonce)
+        if self._next is not None and nonce < self._next and nonce not in self._free:
+            heapq.heappush(self._free, nonce)
+
+    def settle(self, nonce: int) -> None:
+        """``nonce`` is used (mined, or possibly used: never hand it out again)."""
+        self.in_flight.discard(nonce)
+
+    def resync(self, chain_next: int) -> None:
+        """The node says the wallet's next nonce is ``chain_next``: skip what it has used."""
+        if self._next is None or chain_next > self._next:
+            self._next = chain_next
+        self._free = [n for n in self._free if n >= chain_next]
+        heapq.heapify(self._free)
+
+
+# --------------------------------------------------------------------- records and the seam
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """A mined transaction (``status`` True: it succeeded)."""
+
+    tx_hash: str
+    block_number: int
+    status: bool
+    gas_used: int
+    nonce: int
+    logs: tuple[dict[str, Any], ...] = ()
+
+
+class PendingTransaction(msgspec.Struct, frozen=True):
+    """A signed transaction sent (or about to be) and not yet settled: what issue 5 persists to
+    re-broadcast or check after a restart. ``raw`` is the signed transaction (no key in it)."""
+
+    nonce: int
+    tx_hash: str
+    raw: str
+    label: str
+    fees: LegacyFees | DynamicFees
+    gas: int
+
+
+class PendingLog(Protocol):
+    """Where pending transactions are written before they are sent, and cleared once settled."""
+
+    async def record(self, tx: PendingTransaction) -> None: ...
+
+    async def settle(self, nonce: int) -> None: ...
+
+
+class MemoryPendingLog:
+    """The in-memory :class:`PendingLog` (no persistence): the latest attempt per nonce."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, PendingTransaction] = {}
+
+    async def record(self, tx: PendingTransaction) -> None:
+        self.pending[tx.nonce] = tx
+
+    async def settle(self, nonce: int) -> None:
+        self.pending.pop(nonce, None)
+
+
+class TransactionTimeout(OutcomeUnknown):
+    """Sent, but no receipt within the mining deadline: it may still be mined."""
+
+    def __init__(self, label: str, nonce: int, tx_hashes: tuple[str, ...], seconds: float) -> None:
+        super().__init__(
+            f"{label or 'transaction'} (nonce {nonce}) not mined within {seconds:g} s; "
+            f"sent as {', '.join(tx_hashes)}"
+        )
+        self.nonce = nonce
+        self.tx_hashes = tx_hashes
+
+
+class SenderSettings(msgspec.Struct, frozen=True):
+    """How patient the sender is (seconds) and how generous with gas."""
+
+    resend_after: float = 20.0
+    mine_timeout: float = 300.0
+    gas_margin: float = 0.25
+    fee_cache_seconds: float = 1.0
+    receipt_poll_min: float = 0.005
+    receipt_poll_max: float = 1.0
+    send_attempts: int = 5
+
+
+class SenderStatistics(msgspec.Struct, frozen=True):
+    sent: int
+    resent: int
+    mined: int
+    reverted: int
+    simulated_reverts: int
+    in_flight: int
+    next_nonce: int | None
+
+
+def _is(error: RpcError, *fragments: str) -> bool:
+    message = error.message.lower()
+    return any(f in message for f in fragments)
+
+
+class TransactionSender:
+    """Signs and sends the wallet's transactions over ``rpc``. Safe to use from many tasks."""
+
+    def __init__(
+        self,
+        rpc: HttpRpc,
+        private_key: bytes,
+        *,
+        settings: SenderSettings | None = None,
+        pending_log: PendingLog | None = None,
+    ) -> None:
+        self._rpc = rpc
+        try:
+            self._account = Account.from_key(private_key)
+        except Exception as exc:  # the key itself must never appear in the message
+            raise ValueError("invalid private key") from exc
+        self.address: str = str(self._account.address).lower()
+        self.settings = settings or SenderSettings()
+        self.pending_log: PendingLog = pending_log or MemoryPendingLog()
+        self.nonces = NonceManager()
+        self._chain_id: int | None = None
+        self._fees: Fees | None = None
+        self._fees_at = -math.inf
+        self._sent = self._resent = self._mined = self._reverted = self._simulated = 0
+
+    def __repr__(self) -> str:
+        return f"TransactionSender({self.address})"
+
+    def statistics(self) -> SenderStatistics:
+        return SenderStatistics(
+            sent=self._sent,
+            resent=self._resent,
+            mined=self._mined,
+            reverted=self._reverted,
+            simulated_reverts=self._simulated,
+            in_flight=len(self.nonces.in_flight),
+            next_nonce=self.nonces.next_nonce,
+        )
+
+    # --- node facts ------------------------------------------------------------------------
+
+    async def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(str(await self._rpc.request("eth_chainId")), 16)
+        return self._chain_id
+
+    async def _chain_nonce(self, block: str = "pending") -> int:
+        return int(
+            str(await self._rpc.request("eth_getTransactionCount", [self.address, block])), 16
+        )
+
+    async def current_fees(self, *, fresh: bool = False) -> Fees:
+        """Fees for a new transaction (cached for ``fee_cache_seconds``)."""
+        now = trio.current_time()
+        if fresh or self._fees is None or now - self._fees_at > self.settings.fee_cache_seconds:
+            block, tip, price = await self._rpc.batch(
+                [
+                    ("eth_getBlockByNumber", ["latest", False]),
+                    ("eth_maxPriorityFeePerGas", []),
+                    ("eth_gasPrice", []),
+                ]
+            )
+            if isinstance(block, Exception):
+                raise block
+            if isinstance(price, Exception):
+                raise price
+            priority = None if isinstance(tip, Exception) else int(str(tip), 16)
+            self._fees = fees_from_node(block, gas_price=int(str(price), 16), priority_fee=priority)
+            self._fees_at = now
+        return self._fees
+
+    # --- simulation --------------------------------------------------------------------------
+
+    def _call(self, to: str, data: bytes, gas: int | None = None) -> dict[str, str]:
+        call = {"from": self.address, "to": to, "data": "0x" + data.hex()}
+        if gas is not None:
+            call["gas"] = hex(gas)
+        return call
+
+    async def simulate(self, to: str, data: bytes) -> int:
+        """``eth_estimateGas`` of the call: its gas, or the ContractError it would revert with."""
+        try:
+            return int(str(await self._rpc.request("eth_estimateGas", [self._call(to, data)])), 16)
+        except ContractError:
+            self._simulated += 1
+            raise
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def _sign(
+        self, to: str, data: bytes, nonce: int, gas: int, fees: Fees, chain: int
+    ) -> tuple[str, str]:
+        tx: dict[str, Any] = {
+            "chainId": chain,
+            "nonce": nonce,
+            "gas": gas,
+            "to": to_checksum_address(to),
+            "data": data,
+            "value": 0,
+        }
+        if isinstance(fees, DynamicFees):
+            tx.update(type=2, maxFeePerGas=fees.max_fee, maxPriorityFeePerGas=fees.max_priority_fee)
+        else:
+            tx["gasPrice"] = fees.gas_price
+        signed = self._account.sign_transaction(tx)
+        return "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()
+
+    async def transact(self, to: str, data: bytes, *, label: str = "") -> Receipt:
+        """Simulate, sign, send, resend with higher fees while unmined, and return the receipt.
+
+        Raises ContractError (simulation: nothing sent; mined revert: ``tx_hash`` set),
+        RequestNotSent, TransactionTimeout or RpcError (see the module docstring).
+        """
+        gas = gas_with_margin(await self.simulate(to, data), margin=self.settings.gas_margin)
+        fees = await self.current_fees()
+        chain = await self.chain_id()
+        nonce = await self.nonces.reserve(self._chain_nonce)
+        try:
+            receipt, nonce = await self._send_until_mined(to, data, gas, fees, chain, nonce, label)
+        except (RequestNotSent, RpcError):
+            self.nonces.release(nonce)
+            await self.pending_log.settle(nonce)
+            raise
+        except BaseException:
+            self.nonces.settle(nonce)  # may have been used: never hand it out again
+            raise
+        self.nonces.settle(nonce)
+        await self.pending_log.settle(nonce)
+        self._mined += 1
+        if not receipt.status:
+            self._reverted += 1
+            raise await self._explain_revert(to, data, gas, receipt)
+        return receipt
+
+    async def _send_until_mined(
+        self, to: str, data: bytes, gas: int, fees: Fees, chain: int, nonce: int, label: str
+    ) -> tuple[Receipt, int]:
+        settings = self.settings
+        hashes: list[str] = []
+        deadline = trio.current_time() + settings.mine_timeout
+        failures = 0
+        while True:
+            raw, tx_hash = self._sign(to, data, nonce, gas, fees, chain)
+            await self.pending_log.record(
+                PendingTransaction(
+                    nonce=nonce, tx_hash=tx_hash, raw=raw, label=label, fees=fees, gas=gas
+                )
+            )
+            try:
+                await self._rpc.request("eth_sendRawTransaction", [raw])
+            except RequestNotSent:
+                failures += 1
+                if not hashes and failures >= settings.send_attempts:
+                    raise
+                await trio.sleep(min(0.05 * 2**failures, settings.resend_after))
+                if not hashes:
+                    continue
+            except OutcomeUnknown:
+                hashes.append(tx_hash)
+            except RpcError as exc:
+                if _is(exc, "already known", "known transaction", "already imported"):
+                    hashes.append(tx_hash)
+                elif _is(exc, "nonce too low", "nonce has already been used", "old nonce"):
+                    found = await self._find_receipt(hashes, nonce)
+                    if found is not None:
+                        return found, nonce
+                    if not hashes:  # someone else used this nonce: ours never took effect
+                        self.nonces.resync(await self._chain_nonce())
+                        self.nonces.settle(nonce)
+                        nonce = await self.nonces.reserve(self._chain_nonce)
+                        continue
+                elif _is(exc, "underpriced", "replacement", "fee too low", "feecap"):
+                    fees = bump_fees(fees, await self.current_fees(fresh=True))
+                    failures += 1
+                    if failures < 10 * settings.send_attempts:
+                        continue
+                    if not hashes:
+                        raise
+                elif not hashes:
+                    raise
+            else:
+                hashes.append(tx_hash)
+                self._sent += 1
+            until = min(trio.current_time() + settings.resend_after, deadline)
+            found = await self._wait_receipt(hashes, nonce, until)
+            if found is not None:
+                return found, nonce
+            if trio.current_time() >= deadline:
+                raise TransactionTimeout(label, nonce, tuple(hashes), settings.mine_timeout)
+            try:
+                current: Fees | None = await self.current_fees(fresh=True)
+            except (RequestNotSent, OutcomeUnknown, RpcError):
+                current = None
+            fees = bump_fees(fees, current)
+            self._resent += 1
+
+    async def _find_receipt(self, hashes: list[str], nonce: int) -> Receipt | None:
+        if not hashes:
+            return None
+        try:
+            answers = await self._rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        except (RequestNotSent, OutcomeUnknown):
+            return None
+        for answer in answers:
+            if isinstance(answer, dict):
+                return _receipt(answer, nonce)
+        return None
+
+    async def _wait_receipt(self, hashes: list[str], nonce: int, until: float) -> Receipt | None:
+        delay = self.settings.receipt_poll_min
+        while True:
+            found = await self._find_receipt(hashes, nonce)
+            if found is not None:
+                return found
+            now = trio.current_time()
+            if now >= until:
+                return None
+            await trio.sleep(min(delay, until - now))
+            delay = min(delay * 1.5, self.settings.receipt_poll_max)
+
+    async def _explain_revert(
+        self, to: str, data: bytes, gas: int, receipt: Receipt
+    ) -> ContractError:
+        """Why a mined transaction reverted: out of gas, or the error a replay raises (at the
+        state before its block, then after it)."""
+        if receipt.gas_used >= gas:
+            return ContractError("OutOfGas", (gas,), tx_hash=receipt.tx_hash)
+        for block in (receipt.block_number - 1, receipt.block_number):
+            try:
+                await self._rpc.request("eth_call", [self._call(to, data, gas), hex(max(block, 0))])
+            except ContractError as error:
+                error.tx_hash = receipt.tx_hash
+                return error
+            except (RequestNotSent, OutcomeUnknown, RpcError):
+                break
+        return ContractError("", (), tx_hash=receipt.tx_hash)
+
+
+def _receipt(raw: Mapping[str, Any], nonce: int) -> Receipt:
+    return Receipt(
+        tx_hash=str(raw["transactionHash"]),
+        block_number=int(str(raw["blockNumber"]), 16),
+        status=int(str(raw.get("status", "0x1")), 16) == 1,
+        gas_used=int(str(raw["gasUsed"]), 16),
+        nonce=nonce,
+        logs=tuple(dict(log) for log in raw.get("logs", [])),
+    )
