@@ -13,6 +13,7 @@ from typing import cast
 
 BENCHMARKS: dict[str, str] = {
     "actors": "bench.actors",  # 10,000 idle actors: memory per actor, start and stop times
+    "lifecycle": "bench.lifecycle",  # claim-to-SLURM latency vs floor; burst throughput
 }
 
 

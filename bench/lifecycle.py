@@ -1,0 +1,279 @@
+"""Claim-to-SLURM latency and burst throughput of the real supervisor on the testbed.
+
+``python -m bench lifecycle [--latency-jobs 50] [--burst 500] [--floor-samples 20]``
+
+1. Floor, measured first with no supervisor running: one ``claimNextJob`` transaction (sent,
+   mined, receipt read) plus one ``sbatch`` over an already open SSH connection: the least any
+   supervisor must do between a job reaching its queue and SLURM accepting it.
+2. Latency: with ``grid-supervisor run`` claiming, jobs are meta-scheduled one at a time; each is
+   timed from just before its ``metaSchedule`` transaction is sent to the moment the supervisor's
+   ``sbatch`` returned (the JobActor's ``SUBMITTED`` log line, JSON log, millisecond stamps).
+3. Burst: the supervisor is stopped, ``--burst`` jobs are queued for the provider, the supervisor
+   is started again; throughput is jobs per second from its first claim to its last submission.
+
+Prints median and p95 of both latencies, their ratio, and the burst rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio_asyncio
+import yaml
+
+from actors.slurm import commands
+from actors.slurm.ssh import SshPool, SshSettings
+from testbed import market
+from testbed.env import TestbedEnv
+from testbed.grid import approve_provider, grid_addresses, up
+from testbed.layout import Layout
+from testbed.scripts import put_script
+
+SCRIPT = b"#!/bin/bash\ntrue\n"
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def definition(env: TestbedEnv) -> market.JobDefinition:
+    location = put_script(Path(env.scripts_dir), SCRIPT)
+    return market.JobDefinition(
+        gpus=0, mem_per_cpu=100, cpus_per_task=1, ntasks=1, batch_location_hash=location
+    )
+
+
+def request(env: TestbedEnv, customer: int) -> str:
+    """A job requested by a customer and not yet meta-scheduled (PENDING)."""
+    return market.request_job(
+        env.chain.rpc_url,
+        grid_addresses(env),
+        customer_key=env.customer(customer).key,
+        definition=definition(env),
+        locked_credits=10 * market.CREDIT,
+        job_name="bench",
+    )
+
+
+def schedule(env: TestbedEnv, job_id: str) -> None:
+    market.meta_schedule(
+        env.chain.rpc_url,
+        grid_addresses(env),
+        metascheduler_key=env.meta_scheduler.key,
+        job_id=job_id,
+        provider=env.provider.address,
+    )
+
+
+# --- 1. the floor ----------------------------------------------------------------------------
+
+
+def measure_floor(env: TestbedEnv, samples: int) -> list[float]:
+    key = Path(env.ssh.supervisor_key).read_bytes()
+
+    async def run() -> list[float]:
+        settings = SshSettings(
+            host=env.ssh.host, port=env.ssh.port, known_hosts=env.ssh.known_hosts
+        )
+        pool = SshPool(settings, key)
+        customer = env.customer(0)
+        paths = commands.CommandPaths()
+        floor: list[float] = []
+        try:
+            await pool.run(customer.unix_user, "true", timeout=30)  # open the connection
+            for _ in range(samples):
+                job_id = request(env, 0)
+                schedule(env, job_id)
+                began = time.perf_counter()
+                claimed = await trio.to_thread.run_sync(
+                    lambda: market.claim_next_job(
+                        env.chain.rpc_url, grid_addresses(env), provider_key=env.provider.key
+                    )
+                )
+                assert claimed is not None and claimed.job_id == job_id
+                spec = commands.submit_spec(
+                    job_id,
+                    _grid_definition(claimed.definition),
+                    max(1, claimed.max_duration_minute),
+                    partition=env.slurm.partition,
+                    public_address="127.0.0.1:1",  # nobody listens: the floor has no reports
+                    output_dir=env.slurm.job_output_dir,
+                )
+                argv = commands.sbatch_argv(paths, spec)
+                result = await pool.run(
+                    customer.unix_user,
+                    commands.command_line(argv),
+                    stdin=commands.batch_script(SCRIPT.decode()),
+                    timeout=30,
+                )
+                floor.append(time.perf_counter() - began)
+                assert result.exit_status == 0, result.stderr
+                # Settle it on chain so the provider's books stay clean.
+                market.provider_set_job_status(
+                    env.chain.rpc_url,
+                    grid_addresses(env),
+                    provider_key=env.provider.key,
+                    job_id=job_id,
+                    status=6,
+                    last_error="floor measurement",
+                )
+        finally:
+            await pool.aclose()
+        return floor
+
+    async def main() -> list[float]:
+        async with trio_asyncio.open_loop():
+            return await run()
+
+    return trio.run(main)
+
+
+def _grid_definition(d: market.JobDefinition) -> Any:
+    from actors.grid import JobDefinition
+
+    return JobDefinition(
+        gpus=d.gpus,
+        mem_per_cpu=d.mem_per_cpu,
+        cpus_per_task=d.cpus_per_task,
+        ntasks=d.ntasks,
+        batch_location_hash=d.batch_location_hash,
+    )
+
+
+# --- the supervisor process ------------------------------------------------------------------
+
+
+class Supervisor:
+    def __init__(self, env: TestbedEnv, work: Path) -> None:
+        config: dict[str, Any] = yaml.safe_load(Path(env.supervisor_config).read_text())
+        config["state"]["folder"] = str(work / "state")
+        config["log"] = {"level": "info", "format": "json"}
+        self.config = work / "config.yaml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.log = work / "supervisor.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "run", "--config", str(self.config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while not any("claiming started" in e.get("message", "") for e in self.events()):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"the supervisor did not start claiming; see {self.log}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+    def events(self) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+    def submitted_at(self) -> dict[str, float]:
+        """Job id -> time of its SUBMITTED transition."""
+        return {
+            e["job"]: e["time"]
+            for e in self.events()
+            if "job" in e and e.get("message", "").endswith("SUBMITTED")
+        }
+
+    def first_claim_after(self, since: float) -> float:
+        return min(
+            float(e["time"])
+            for e in self.events()
+            if e["time"] >= since and "ClaimedJob" in e.get("message", "")
+        )
+
+
+def wait_submitted(supervisor: Supervisor, job_ids: set[str], timeout: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = supervisor.submitted_at()
+        if job_ids <= seen.keys():
+            return {job: seen[job] for job in job_ids}
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(job_ids - seen.keys())} jobs were not submitted in time")
+        time.sleep(0.05)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench lifecycle", description=__doc__)
+    parser.add_argument("--latency-jobs", type=int, default=50)
+    parser.add_argument("--burst", type=int, default=500)
+    parser.add_argument("--floor-samples", type=int, default=20)
+    args = parser.parse_args(argv)
+    env = up(Layout.from_env(), log=lambda line: print(f"testbed: {line}", file=sys.stderr)).env
+    approve_provider(env)
+
+    floor = measure_floor(env, args.floor_samples)
+    floor_median, floor_p95 = statistics.median(floor), percentile(floor, 0.95)
+    print(
+        f"floor (claim tx + sbatch over an open SSH connection), {len(floor)} samples: "
+        f"median {floor_median * 1000:.1f} ms, p95 {floor_p95 * 1000:.1f} ms"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
+        supervisor = Supervisor(env, Path(tmp))
+        supervisor.start()
+        try:
+            latencies = []
+            for i in range(args.latency_jobs):
+                job_id = request(env, i % 4)
+                began = time.time()
+                schedule(env, job_id)
+                done = wait_submitted(supervisor, {job_id}, 60)[job_id]
+                latencies.append(done - began)
+            median, p95 = statistics.median(latencies), percentile(latencies, 0.95)
+            print(
+                f"latency metaSchedule -> accepted by SLURM, {len(latencies)} jobs: median "
+                f"{median * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
+                f"({median / statistics.median(floor):.2f}x the floor's median)"
+            )
+
+            supervisor.stop()
+            jobs = set()
+            began = time.monotonic()
+            for i in range(args.burst):
+                job_id = request(env, i % 4)
+                schedule(env, job_id)
+                jobs.add(job_id)
+            print(f"queued {len(jobs)} jobs in {time.monotonic() - began:.1f} s", file=sys.stderr)
+            restarted = time.time()
+            supervisor.start()
+            submitted = wait_submitted(supervisor, jobs, 600)
+            first = supervisor.first_claim_after(restarted)
+            last = max(submitted.values())
+            print(
+                f"burst of {len(jobs)} queued jobs: first claim to last submission "
+                f"{last - first:.2f} s = {len(jobs) / (last - first):.1f} jobs/s"
+            )
+        finally:
+            supervisor.stop()
+            subprocess.run(["scancel", "--name=bench"], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
