@@ -234,6 +234,7 @@ class SbatchClient:
         self._rng = rng if rng is not None else random.Random()
         self.fetches = 0
         self.retries = 0
+        self._channel: Channel | None = None
 
     def __repr__(self) -> str:
         return f"SbatchClient({self.endpoint!r}, provider={self.provider})"
@@ -266,9 +267,25 @@ class SbatchClient:
             f"for job {request.job_id}: {last}"
         )
 
+    def _connected(self) -> Channel:
+        """The HTTP/2 connection to the service, kept across fetches (opened lazily)."""
+        if self._channel is None:
+            self._channel = Channel(self._host, self._port, ssl=self._ssl)
+        return self._channel
+
+    def _disconnect(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def close(self) -> None:
+        """Close the connection (a later fetch opens a new one)."""
+        self._disconnect()
+
     async def _attempt(self, request: sbatch_pb2.GetSBatchRequest) -> str:
-        """One attempt on a fresh connection (asyncio side)."""
-        channel = Channel(self._host, self._port, ssl=self._ssl)
+        """One attempt (asyncio side), on the kept connection; a transport failure drops it so
+        that the next attempt connects afresh."""
+        channel = self._connected()
         try:
             auth = sbatch_grpc.AuthAPIStub(channel)
             challenge = await auth.Challenge(
@@ -285,13 +302,13 @@ class SbatchClient:
         except GRPCError as exc:
             raise self._answer(exc, request) from None
         except ssl.SSLCertVerificationError as exc:
+            self._disconnect()
             raise SbatchUnavailable(
                 f"sbatch service {self.endpoint}: TLS certificate not trusted: {exc.verify_message}"
             ) from None
         except _TRANSPORT_ERRORS as exc:
+            self._disconnect()
             raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-        finally:
-            channel.close()
 
     def _answer(self, error: GRPCError, request: sbatch_pb2.GetSBatchRequest) -> Exception:
         detail = f"{error.status.name}: {error.message or 'no message'}"

@@ -106,3 +106,6 @@ class AdapterPorts:
         await self._slurm.ask(
             slurm.RaiseTimeLimit(effect.slurm_job_id, effect.extra_minutes), timeout=SLURM_TIMEOUT
         )
+
+    def close(self) -> None:
+        self._sbatch.close()

@@ -71,6 +71,11 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         if resumed:
             log.info("resuming %d unsettled jobs from the store", resumed)
 
+    async def stopping(self) -> None:
+        # The jobs subtree stops before the process's asyncio loop closes: release the kept
+        # connection to the sbatch service now (a restart reconnects lazily).
+        self._ports.close()
+
     async def handle(self, message: DispatchMessage) -> Accepted:
         match message:
             case ClaimedJob():

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,17 +82,37 @@ def key_bytes(hex_key: str) -> bytes:
     return bytes.fromhex(hex_key.removeprefix("0x"))
 
 
+#: Clients made by the running test; the loop fixture closes their connections before the loop.
+CREATED: list[SbatchClient] = []
+
+
+@pytest.fixture
+async def asyncio_loop() -> AsyncIterator[trio_asyncio.TrioEventLoop]:
+    """The shared fixture, plus: close the clients' kept connections while the loop still runs."""
+    async with trio_asyncio.open_loop() as loop:
+        yield loop
+        while CREATED:
+            CREATED.pop().close()
+
+
+def made(client: SbatchClient) -> SbatchClient:
+    CREATED.append(client)
+    return client
+
+
 def client_for(
     env: TestbedEnv, *, key: str | None = None, endpoint: str | None = None, attempts: int = 3
 ) -> SbatchClient:
-    return SbatchClient(
-        endpoint or env.sbatch.endpoint,
-        SbatchTls(ca_file=Path(env.sbatch.ca_cert)),
-        key_bytes(key or env.provider.key),
-        call_timeout=5.0,
-        attempts=attempts,
-        backoff=FAST,
-        rng=random.Random(1),
+    return made(
+        SbatchClient(
+            endpoint or env.sbatch.endpoint,
+            SbatchTls(ca_file=Path(env.sbatch.ca_cert)),
+            key_bytes(key or env.provider.key),
+            call_timeout=5.0,
+            attempts=attempts,
+            backoff=FAST,
+            rng=random.Random(1),
+        )
     )
 
 
@@ -179,8 +199,8 @@ async def test_malformed_location_is_refused_or_not_found(
 async def test_untrusted_certificate_fails_at_once(
     asyncio_loop: trio_asyncio.TrioEventLoop, testbed_env: TestbedEnv, claimed_job: ClaimedJob
 ) -> None:
-    client = SbatchClient(
-        testbed_env.sbatch.endpoint, SbatchTls(), key_bytes(testbed_env.provider.key)
+    client = made(
+        SbatchClient(testbed_env.sbatch.endpoint, SbatchTls(), key_bytes(testbed_env.provider.key))
     )  # the system's roots do not know the testbed CA
     with pytest.raises(SbatchUnavailable, match="not trusted"):
         await client.fetch(claimed_job.job_id, claimed_job.customer, claimed_job.location_hash)
@@ -256,12 +276,14 @@ async def test_service_back_during_retries_is_used(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    client = SbatchClient(
-        f"127.0.0.1:{port}",
-        SbatchTls(ca_file=Path(testbed_env.sbatch.ca_cert)),
-        key_bytes(testbed_env.provider.key),
-        attempts=30,
-        backoff=Backoff(initial=0.2, maximum=0.5, jitter=0.0),
+    client = made(
+        SbatchClient(
+            f"127.0.0.1:{port}",
+            SbatchTls(ca_file=Path(testbed_env.sbatch.ca_cert)),
+            key_bytes(testbed_env.provider.key),
+            attempts=30,
+            backoff=Backoff(initial=0.2, maximum=0.5, jitter=0.0),
+        )
     )
     script: list[str] = []
     fetched = trio.Event()
