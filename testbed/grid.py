@@ -399,7 +399,8 @@ def tls_handshake(port: int, ca_cert: Path) -> bool:
 
 def approve_provider(env: TestbedEnv) -> None:
     """Register the provider (as itself, with the partition's hardware and the default prices)
-    and approve it (as admin), so the market can schedule jobs to it."""
+    and approve it (as admin) unless that registration is approved already, so the market can
+    schedule jobs to it. Idempotent."""
     addresses = grid_addresses(env)
     hardware = slurm.partition_hardware(env.slurm.partition)
     anvil_log = Path(env.log_dir) / "anvil.log"
@@ -420,6 +421,10 @@ def approve_provider(env: TestbedEnv) -> None:
             labels=[market.Label(key="name", value="grid-testbed")],
         ),
     )
+    with market.connect(env.chain.rpc_url, addresses) as contracts:
+        waiting = contracts.provider_manager.call("isWaitingForApproval", env.provider.address)
+    if not waiting:
+        return  # the same registration was already approved: nothing to approve
     _step(
         "approve provider",
         anvil_log,
