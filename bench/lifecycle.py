@@ -32,6 +32,10 @@ import trio
 import trio_asyncio
 import yaml
 
+from actors.chain.client import MetaSchedulerClient
+from actors.chain.rpc import HttpRpc
+from actors.chain.transactions import TransactionSender
+from actors.grid import ClaimedJob, JobStatus
 from actors.slurm import commands
 from actors.slurm.ssh import SshPool, SshSettings
 from testbed import market
@@ -40,7 +44,9 @@ from testbed.grid import approve_provider, grid_addresses, up
 from testbed.layout import Layout
 from testbed.scripts import put_script
 
-SCRIPT = b"#!/bin/bash\ntrue\n"
+#: The jobs sleep, so that at most 24 run (the testbed's CPUs) and the SLURM-side reporters,
+#: which share this machine's two cores, stay quiet while the supervisor's path is measured.
+SCRIPT = b"#!/bin/bash\nsleep 900\n"
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -82,56 +88,53 @@ def schedule(env: TestbedEnv, job_id: str) -> None:
 
 
 def measure_floor(env: TestbedEnv, samples: int) -> list[float]:
+    """Claims with the supervisor's own chain client and sbatch over its own SSH pool."""
     key = Path(env.ssh.supervisor_key).read_bytes()
+    meta_scheduler = env.chain.contracts["meta_scheduler"]
 
     async def run() -> list[float]:
         settings = SshSettings(
             host=env.ssh.host, port=env.ssh.port, known_hosts=env.ssh.known_hosts
         )
         pool = SshPool(settings, key)
+        rpc = HttpRpc(env.chain.rpc_url)
+        chain = MetaSchedulerClient(
+            rpc, TransactionSender(rpc, bytes.fromhex(env.provider.key[2:])), meta_scheduler
+        )
         customer = env.customer(0)
         paths = commands.CommandPaths()
         floor: list[float] = []
         try:
             await pool.run(customer.unix_user, "true", timeout=30)  # open the connection
+            await chain.addresses()
             for _ in range(samples):
-                job_id = request(env, 0)
-                schedule(env, job_id)
+                job_id = await trio.to_thread.run_sync(request, env, 0)
+                await trio.to_thread.run_sync(schedule, env, job_id)
                 began = time.perf_counter()
-                claimed = await trio.to_thread.run_sync(
-                    lambda: market.claim_next_job(
-                        env.chain.rpc_url, grid_addresses(env), provider_key=env.provider.key
-                    )
-                )
-                assert claimed is not None and claimed.job_id == job_id
+                outcome = await chain.claim_next_job()
+                (claimed,) = outcome.claims
+                assert isinstance(claimed, ClaimedJob) and claimed.job_id == job_id
                 spec = commands.submit_spec(
                     job_id,
-                    _grid_definition(claimed.definition),
+                    claimed.definition,
                     max(1, claimed.max_duration_minute),
                     partition=env.slurm.partition,
                     public_address="127.0.0.1:1",  # nobody listens: the floor has no reports
                     output_dir=env.slurm.job_output_dir,
                 )
-                argv = commands.sbatch_argv(paths, spec)
                 result = await pool.run(
                     customer.unix_user,
-                    commands.command_line(argv),
+                    commands.command_line(commands.sbatch_argv(paths, spec)),
                     stdin=commands.batch_script(SCRIPT.decode()),
                     timeout=30,
                 )
                 floor.append(time.perf_counter() - began)
                 assert result.exit_status == 0, result.stderr
                 # Settle it on chain so the provider's books stay clean.
-                market.provider_set_job_status(
-                    env.chain.rpc_url,
-                    grid_addresses(env),
-                    provider_key=env.provider.key,
-                    job_id=job_id,
-                    status=6,
-                    last_error="floor measurement",
-                )
+                await chain.set_job_status(job_id, JobStatus.FAILED, last_error="floor sample")
         finally:
             await pool.aclose()
+            await rpc.aclose()
         return floor
 
     async def main() -> list[float]:
@@ -139,18 +142,6 @@ def measure_floor(env: TestbedEnv, samples: int) -> list[float]:
             return await run()
 
     return trio.run(main)
-
-
-def _grid_definition(d: market.JobDefinition) -> Any:
-    from actors.grid import JobDefinition
-
-    return JobDefinition(
-        gpus=d.gpus,
-        mem_per_cpu=d.mem_per_cpu,
-        cpus_per_task=d.cpus_per_task,
-        ntasks=d.ntasks,
-        batch_location_hash=d.batch_location_hash,
-    )
 
 
 # --- the supervisor process ------------------------------------------------------------------
@@ -282,7 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         finally:
             supervisor.stop()
-            subprocess.run(["scancel", "--name=bench"], check=False)
+            # The bench's jobs sleep: cancel them (every job of the testbed's customers).
+            users = [f"--user={c.unix_user}" for c in env.customers]
+            for user in users:
+                subprocess.run(["scancel", user], check=False)
     return 0
 
 
