@@ -426,15 +426,17 @@ class Store:
         return changed > 0
 
     async def pending(
-        self, box: str, type_: type[R], *, limit: int | None = None
+        self, box: str, type_: type[R], *, limit: int | None = None, prefix: str = ""
     ) -> list[tuple[str, R]]:
-        """The unacked (key, record) pairs of `box` in arrival order (the first `limit` of them)."""
+        """The unacked (key, record) pairs of `box` in arrival order (the first `limit` of them),
+        only those whose key starts with `prefix` when one is given (keys are compared as
+        text; a prefix must not contain U+10FFFF)."""
 
         def work(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
             return conn.execute(
                 "SELECT key, kind, value FROM inbox WHERE box = ? AND acked = 0 "
-                "ORDER BY seq LIMIT ?",
-                (box, -1 if limit is None else limit),
+                "AND key >= ? AND key < ? ORDER BY seq LIMIT ?",
+                (box, prefix, prefix + "\U0010ffff", -1 if limit is None else limit),
             ).fetchall()
 
         rows = await self._submit(False, work)

@@ -142,6 +142,17 @@ async def test_pending_is_in_arrival_order_not_key_order(tmp_path: Path) -> None
         assert [key for key, _ in await store.pending("box", Report, limit=2)] == keys[:2]
 
 
+async def test_pending_by_key_prefix(tmp_path: Path) -> None:
+    async with open_store(tmp_path) as store:
+        for key in ["0xab/2/running", "0xa/1/running", "0xab/2/finished", "0xabc/3/running"]:
+            await store.offer("box", key, Report(key, 0))
+        await store.ack("box", "0xab/2/running")
+        mine = await store.pending("box", Report, prefix="0xab/")
+        assert [key for key, _ in mine] == ["0xab/2/finished"]
+        assert len(await store.pending("box", Report, prefix="0xa")) == 3
+        assert await store.pending("box", Report, prefix="0xz") == []
+
+
 async def test_ack_is_idempotent_and_acked_keys_stay_refused(tmp_path: Path) -> None:
     async with open_store(tmp_path) as store:
         await store.offer("box", "a", Report("a", 0))
