@@ -31,10 +31,11 @@ demo *ARGS:
 bench *ARGS:
     {{python}} -m bench {{ARGS}}
 
-# a PyInstaller one-file binary at dist/grid-supervisor
+# a PyInstaller one-file binary at dist/grid-supervisor (about 45 MB, 40-60 s on 2 cores)
 build:
-    {{python}} -m pip install -q -e '.[build]'
-    {{python}} -m PyInstaller --noconfirm --clean deploy/grid-supervisor.spec
+    {{python}} -c 'import PyInstaller' 2>/dev/null || {{python}} -m pip install -q -e '.[build]'
+    {{python}} -m PyInstaller --noconfirm --clean --log-level WARN deploy/grid-supervisor.spec
+    dist/grid-supervisor --version
 
 # format the code in place
 fmt:

@@ -13,8 +13,14 @@ On start it:
 5. tells the chain actor to start claiming, then keeps watching the approval: a ban stops
    claiming, a new approval starts it again.
 
-Benchmarks and their labels come from the BenchmarkActor in a later issue; their place is the
-``extra_labels`` argument.
+The operator's drain switch (:mod:`actors.drain`, ``grid-supervisor drain``/``resume``) comes
+before the approval: while drained, claiming stays off whatever the approval; a change of the
+switch wakes the watch loop at once.
+
+With ``benchmark=True`` step 3 first asks the BenchmarkActor ("benchmark") to measure the
+cluster (or re-use what it measured on the same hardware); its generated labels are merged with
+the operator's (the operator wins a clash, with a warning). Since claiming is only turned on in
+step 5, no grid job is claimed while benchmarks hold the cluster.
 
 The actor is permanent and sits after the chain actor in a ``rest_for_one`` root, so a restart of
 the chain actor (which forgets that it was claiming) restarts this one too, which turns claiming
@@ -28,6 +34,8 @@ import random
 
 import trio
 
+from actors.benchmark.labels import merge_labels
+from actors.benchmark.messages import Measure, Measured
 from actors.chain.client import Approval
 from actors.chain.messages import (
     Applied,
@@ -37,6 +45,7 @@ from actors.chain.messages import (
     StartClaiming,
     StopClaiming,
 )
+from actors.drain import DrainSwitch
 from actors.grid import Hardware, Label, Prices, Provider, normalise_labels
 from actors.slurm.messages import Discover, Health, HealthCheck, Node
 from runtime.actor import Actor, ActorRef
@@ -86,18 +95,24 @@ class RegistrationActor(Actor[object, None]):
         prices: Prices,
         labels: dict[str, str],
         include_unresponsive: bool = False,
+        benchmark: bool = False,
+        benchmark_timeout: float = 3600.0,
         approval_poll: float = 5.0,
         backoff: Backoff | None = None,
+        drain: DrainSwitch | None = None,
         name: str = "registration",
     ) -> None:
         super().__init__(name)
         self._prices = prices
         self._labels = labels
         self._include_unresponsive = include_unresponsive
+        self._benchmark = benchmark
+        self._benchmark_timeout = benchmark_timeout
         self._approval_poll = approval_poll
         self._backoff = backoff or Backoff(initial=1.0, maximum=30.0)
         self._state = "starting"
         self._approval: Approval | None = None
+        self._drain = drain if drain is not None else DrainSwitch()
 
     def describe(self) -> dict[str, str]:
         info = {"state": self._state}
@@ -129,9 +144,26 @@ class RegistrationActor(Actor[object, None]):
         assert isinstance(nodes, list)
         if not nodes:
             raise RuntimeError("the partition has no usable node")
-        hardware, prices, labels = registration_for(nodes, self._prices, self._labels)
         on_chain = await chain.ask(GetProvider(), timeout=60.0)
         assert on_chain is None or isinstance(on_chain, Provider)
+        label_set = dict(self._labels)
+        if self._benchmark:
+            self._state = "benchmarking"
+            measured = await self.ref("benchmark").ask(
+                Measure(tuple(nodes), on_chain.labels if on_chain is not None else ()),
+                timeout=self._benchmark_timeout,
+            )
+            assert isinstance(measured, Measured)
+            generated = {label.key: label.value for label in normalise_labels(measured.labels)}
+            label_set, clashes = merge_labels(generated, self._labels)
+            for key in clashes:
+                log.warning(
+                    "operator label %s=%s replaces the generated value %s",
+                    key,
+                    self._labels[key],
+                    generated[key],
+                )
+        hardware, prices, labels = registration_for(nodes, self._prices, label_set)
         if needs_register(on_chain, hardware, prices, labels):
             self._state = "registering"
             log.info(
@@ -147,18 +179,28 @@ class RegistrationActor(Actor[object, None]):
             log.info("the chain already holds this registration; not registering again")
         claiming = False
         while True:
+            seen = self._drain.generation  # a drain or resume from now on wakes the loop
             approval = await chain.ask(ProviderApproval(), timeout=60.0)
             assert isinstance(approval, Approval)
             if approval != self._approval:
                 log.info("provider approval: %s", approval.value)
             self._approval = approval
-            if approval is Approval.APPROVED and not claiming:
+            wanted = approval is Approval.APPROVED and not self._drain.drained
+            if wanted and not claiming:
                 await chain.ask(StartClaiming(), timeout=60.0)
                 claiming = True
                 log.info("approved: claiming jobs")
-            elif approval is not Approval.APPROVED and claiming:
+            elif not wanted and claiming:
                 await chain.ask(StopClaiming(), timeout=300.0)
                 claiming = False
-                log.warning("no longer approved (%s): stopped claiming", approval.value)
-            self._state = "claiming" if claiming else f"waiting ({approval.value})"
-            await trio.sleep(self._approval_poll)
+                if self._drain.drained:
+                    log.warning("drained: stopped claiming; running jobs finish")
+                else:
+                    log.warning("no longer approved (%s): stopped claiming", approval.value)
+            if claiming:
+                self._state = "claiming"
+            elif self._drain.drained:
+                self._state = f"drained ({approval.value})"
+            else:
+                self._state = f"waiting ({approval.value})"
+            await self._drain.wait_changed(seen, timeout=self._approval_poll)

@@ -14,6 +14,8 @@ from typing import cast
 BENCHMARKS: dict[str, str] = {
     "actors": "bench.actors",  # 10,000 idle actors: memory per actor, start and stop times
     "lifecycle": "bench.lifecycle",  # claim-to-SLURM latency vs floor; burst throughput
+    "binary": "bench.binary",  # the one-file binary: size, start time, time to READY
+    "chaos": "bench.chaos",  # kill -9 the supervisor while jobs flow; every job checked
 }
 
 

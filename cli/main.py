@@ -19,7 +19,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.run",
     "cli.config_cmd",
     "cli.tree",
+    "cli.status",
+    "cli.jobs",
+    "cli.drain",
     "cli.report",
+    "cli.authorized_keys",
 )
 
 

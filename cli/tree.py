@@ -17,8 +17,11 @@ runtime): each node is a mapping with ``name``, ``kind``, ``state``, ``restarts`
 ``uptime_seconds``, ``mailbox_depth``, ``handled``, ``info`` and ``children``. Missing fields are
 left out of the line rather than treated as errors, so an older or newer supervisor still renders.
 
+Where the supervisor is: ``--socket``, ``--state-dir``, or its configuration (``--config``,
+``$GRID_SUPERVISOR_CONFIG``, ``/etc/grid-supervisor/config.yaml``); see :mod:`cli.locate`.
+
 Exit status: 0 when the tree was shown, 1 when the supervisor could not be reached or refused
-(the message names the socket it tried).
+(the message names the socket it tried), 2 when the configuration naming its state folder is bad.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-#: Where the state folder is when neither ``--socket`` nor ``--state-dir`` is given.
-DEFAULT_STATE_DIR = Path("/var/lib/grid-supervisor")
+from cli import locate
+
+#: Where the state folder is when neither the options nor a configuration say otherwise.
+DEFAULT_STATE_DIR = locate.DEFAULT_STATE_DIR
 
 #: Move the cursor home and clear the screen (ANSI), before each ``--watch`` frame.
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -168,38 +173,21 @@ def render_frame(header: str, body: str) -> str:
 
 
 def state_dir_from(args: argparse.Namespace) -> Path:
-    """The supervisor's state folder.
-
-    CONFIG-LOADER: this is the single place to switch to the configuration loader once config/
-    exists: when ``--state-dir`` is not given, read the state folder from the loaded configuration
-    (file, environment, flags) instead of falling back to DEFAULT_STATE_DIR.
-    """
-    if args.state_dir is not None:
-        return Path(args.state_dir)
-    return DEFAULT_STATE_DIR
+    """The supervisor's state folder: ``--state-dir``, else from its configuration (the loader's
+    precedence: environment, file, default; see :mod:`cli.locate`)."""
+    return locate.state_dir_from(args)
 
 
 def socket_path_from(args: argparse.Namespace) -> Path:
     """``--socket`` if given, else ``<state folder>/control.sock``."""
-    if args.socket is not None:
-        return Path(args.socket)
-    from runtime.control import control_socket_path
-
-    return control_socket_path(state_dir_from(args))
+    return locate.socket_path_from(args)
 
 
 # --- the command ---------------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--socket", metavar="PATH", help="the control socket (default: <state folder>/control.sock)"
-    )
-    parser.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        help=f"the supervisor's state folder (default: {DEFAULT_STATE_DIR})",
-    )
+    locate.add_location_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     parser.add_argument(
         "--watch",
@@ -208,13 +196,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         const=2.0,
         help="redraw in place every SECONDS (default 2) until Ctrl-C",
-    )
-    parser.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=float,
-        default=5.0,
-        help="how long to wait for an answer",
     )
 
 
@@ -254,7 +235,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     """The ``tree`` handler: print once, or redraw with ``--watch``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    path = socket_path_from(args)
+    from config import EXIT_BAD_CONFIG, ConfigError
+
+    try:
+        path = socket_path_from(args)
+    except ConfigError as error:
+        print(error.render(), file=err)
+        return EXIT_BAD_CONFIG
     if args.watch is not None:
         return watch(path, args.watch, timeout=args.timeout, as_json=args.json, out=out)
     from runtime.control import ControlError

@@ -200,7 +200,7 @@ def supervisor_config(layout: Layout, env: TestbedEnv) -> dict[str, Any]:
             },
             "partition": env.slurm.partition,
         },
-        "benchmark": {"mode": "native", "runAs": env.ssh.admin_user},
+        "benchmark": benchmark_config(layout, env.ssh.admin_user),
         "labels": {"name": "grid-testbed"},
         "prices": {k: str(v) for k, v in PROVIDER_PRICES.items()},
         "grpc": {
@@ -211,9 +211,32 @@ def supervisor_config(layout: Layout, env: TestbedEnv) -> dict[str, Any]:
                 "certFile": str(tls_files(layout.tls).server_cert),
                 "keyFile": str(tls_files(layout.tls).server_key),
             },
+            # Our reporters present this secret; reports without it are cross-checked with SLURM.
+            "reporterAuth": {"secretFile": str(layout.reporter_secret)},
         },
         "state": {"folder": str(layout.supervisor_state)},
         "log": {"level": "debug"},
+    }
+
+
+def benchmark_config(layout: Layout, run_as: str) -> dict[str, Any]:
+    """Benchmarks for the testbed: native (Debian's hpcc and fio, see ``testbed.benchmark``),
+    sized for three fake 8-CPU nodes on a 2-core machine (one MPI rank per node, a problem of
+    ~1 k, 64 MB per fio file, ranks that yield when idle), and off unless a test turns them on
+    (``testbed up`` installs no benchmark tool, and the other tests want a quick start)."""
+    return {
+        "disable": True,
+        "mode": "native",
+        "runAs": run_as,
+        "timeLimit": "10m",
+        "env": {
+            "GRID_BENCHMARK_MEMORY_FRACTION": "0.03",
+            "GRID_BENCHMARK_HPL_BLOCK_SIZE": "64",
+            "GRID_BENCHMARK_CPUS_PER_RANK": "8",
+            "GRID_BENCHMARK_STORAGE_MB": "64",
+            "GRID_BENCHMARK_SHARED_SCRATCH": str(layout.root / "scratch"),
+            "OMPI_MCA_mpi_yield_when_idle": "1",
+        },
     }
 
 

@@ -197,7 +197,8 @@ def _up_locked(layout: Layout, *, register_provider: bool, log: Callable[[str], 
     began = time.monotonic()
     current = read_env(layout)
     if current is not None and is_up(layout):
-        write_supervisor_config(layout, current)  # cheap; follows changes of the schema
+        slurm.write_hooks_env(layout)  # cheap; both follow changes of the testbed
+        write_supervisor_config(layout, current)
         return UpResult(env=current, already_up=True, seconds=time.monotonic() - began)
     leftovers = stop_recorded(layout)
     if leftovers:

@@ -159,6 +159,11 @@ class Layout(msgspec.Struct, frozen=True):
         return self.root / "supervisor.yaml"
 
     @property
+    def reporter_secret(self) -> Path:
+        """The shared secret of the SLURM-side reporters and the supervisor (0600, kept)."""
+        return self.root / "reporter.secret"
+
+    @property
     def env_file(self) -> Path:
         """The JSON that ``testbed env`` prints; written last by ``up``."""
         return self.root / "env.json"

@@ -104,11 +104,36 @@ def write_config(layout: Layout) -> None:
         if not os.access(hook, os.X_OK):
             hook.chmod(0o755)
     layout.slurm_conf.write_text(slurm_conf(layout))
-    layout.hooks_env.write_text(
-        f"GRID_HOOK_LOG_DIR={layout.log}\nGRID_REPORT_SPOOL_DIR={layout.root / 'report-spool'}\n"
-    )
+    write_hooks_env(layout)
     _link(SYSTEM_SLURM_CONF, layout.slurm_conf)
+
+
+def write_hooks_env(layout: Layout) -> None:
+    """The hooks' settings: their log folder, the reporters' spool, and the shared secret our
+    reporters present, sent only to the testbed's supervisor address (the secret file is made
+    once and kept)."""
+    ensure_reporter_secret(layout)
+    supervisor = f"{lay.HOST}:{lay.SUPERVISOR_CALLBACK_PORT}"
+    layout.hooks_env.write_text(
+        f"GRID_HOOK_LOG_DIR={layout.log}\n"
+        f"GRID_REPORT_SPOOL_DIR={layout.root / 'report-spool'}\n"
+        f"GRID_REPORT_SECRET_FILE={layout.reporter_secret}\n"
+        f"GRID_REPORT_SUPERVISORS={supervisor}\n"
+    )
     _link(SYSTEM_HOOKS_ENV, layout.hooks_env)
+
+
+def ensure_reporter_secret(layout: Layout) -> Path:
+    """Create the reporters' shared secret (32 random bytes, hex, mode 0600) unless it exists."""
+    secret = layout.reporter_secret
+    if not secret.exists():
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, os.urandom(32).hex().encode() + b"\n")
+        finally:
+            os.close(fd)
+    return secret
 
 
 def _link(system_path: Path, ours: Path) -> None:

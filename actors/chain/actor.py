@@ -47,6 +47,7 @@ from typing import Any, cast
 import msgspec
 import trio
 
+from actors import metrics
 from actors.chain.abi import Claimed
 from actors.chain.client import MetaSchedulerClient
 from actors.chain.messages import (
@@ -550,11 +551,14 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             outcome = await self.client.claim(queue)
         except ContractError as error:  # NoJob: someone (a pipelined claim) emptied the queue
             log.debug("chain: claim %s refused: %s", queue, error)
+            metrics.observe_claim(queue, "empty")
             return False
         except ChainError as exc:  # transport trouble, or the node refused the transaction
             self.note_error(exc)
             log.warning("chain: claim %s failed: %s", queue, exc)
+            metrics.observe_claim(queue, "failed")
             return False
         self._claims_sent += 1
+        metrics.observe_claim(queue, "claimed")
         self._accept_logs(outcome.receipt.logs)
         return True

@@ -37,6 +37,7 @@ import trio
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
+from actors import metrics
 from actors.chain.revert import ContractError
 from actors.chain.rpc import HttpRpc, OutcomeUnknown, RequestNotSent, RpcError
 
@@ -379,6 +380,17 @@ class TransactionSender:
         Raises ContractError (simulation: nothing sent; mined revert: ``tx_hash`` set),
         RequestNotSent, TransactionTimeout or RpcError (see the module docstring).
         """
+        # metrics hook (issue 7): count every transaction by outcome and time it.
+        started = trio.current_time()
+        try:
+            receipt = await self._transact(to, data, label=label)
+        except BaseException as exc:
+            metrics.observe_transaction(label, _outcome(exc), trio.current_time() - started)
+            raise
+        metrics.observe_transaction(label, "mined", trio.current_time() - started)
+        return receipt
+
+    async def _transact(self, to: str, data: bytes, *, label: str) -> Receipt:
         gas = gas_with_margin(await self.simulate(to, data), margin=self.settings.gas_margin)
         fees = await self.current_fees()
         chain = await self.chain_id()
@@ -502,6 +514,21 @@ class TransactionSender:
             except (RequestNotSent, OutcomeUnknown, RpcError):
                 break
         return ContractError("", (), tx_hash=receipt.tx_hash)
+
+
+def _outcome(error: BaseException) -> str:
+    """The metrics label of a transaction that raised ``error``."""
+    if isinstance(error, ContractError):
+        return "reverted" if error.tx_hash else "refused"
+    if isinstance(error, RequestNotSent):
+        return "not_sent"
+    if isinstance(error, OutcomeUnknown):
+        return "unknown"
+    if isinstance(error, RpcError):
+        return "rpc_error"
+    if isinstance(error, trio.Cancelled):
+        return "cancelled"
+    return "error"
 
 
 def _receipt(raw: Mapping[str, Any], nonce: int) -> Receipt:

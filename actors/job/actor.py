@@ -6,6 +6,17 @@ first** (write-ahead), then performs the effects in order and feeds each outcome
 event. On start it reads its record and resumes through :func:`~actors.job.machine.recover`, so a
 restart of the actor or of the whole process continues where the last one stopped.
 
+Reports come from three places, trusted differently:
+
+- the callback server (``ReportedStatus``), stored in the ``"reports"`` inbox first. A report
+  whose reporter did not prove the shared secret is cross-checked with SLURM
+  (:mod:`actors.job.evidence`) before the machine sees it, when it carries a final status or
+  would tell the machine a SLURM id: a forgery (another SLURM job, a job SLURM says still runs,
+  a job SLURM does not know) is dropped with a log line and acknowledged, and an accepted one
+  is acted on with SLURM's own duration and exit code;
+- the inbox itself, replayed on start (reports received while this actor was not running);
+- the reaper (:class:`Recovered`): events it read from SLURM and the chain itself.
+
 The outside world is reached through :class:`JobPorts` (the SLURM actor, the chain actor and the
 sbatch client behind it). A port raises when a connection is broken: the actor crashes, its
 supervisor restarts it with backoff, and recovery resumes from the persisted phase. Expected
@@ -18,9 +29,11 @@ import logging
 from typing import Protocol
 
 import msgspec
+import trio
 
-from actors.callbacks import REPORTS_BOX, ReceivedReport
+from actors.callbacks import REPORTS_BOX, ReceivedReport, report_key
 from actors.grid import ReportedStatus
+from actors.job.evidence import Accept, Wait, check_report, needs_check
 from actors.job.machine import (
     CancelInSlurm,
     CancelRequested,
@@ -39,7 +52,9 @@ from actors.job.machine import (
     recover,
     transition,
 )
+from actors.slurm.messages import SlurmError, SlurmJob
 from runtime.actor import Actor
+from runtime.errors import ActorSystemError
 from runtime.logs import bind
 from runtime.store import Store
 
@@ -48,6 +63,7 @@ __all__ = [
     "JobActor",
     "JobMessage",
     "JobPorts",
+    "Recovered",
     "Resume",
     "job_actor_name",
 ]
@@ -57,12 +73,23 @@ log = logging.getLogger(__name__)
 #: Store namespace of the job records (key: the job id).
 JOBS_NAMESPACE = "jobs"
 
+#: How long a final report SLURM still shows COMPLETING is looked at again before it is left
+#: to the reaper (seconds, and the pause between looks).
+COMPLETING_WAIT = 6.0
+COMPLETING_PAUSE = 0.5
+
 
 class Resume(msgspec.Struct, frozen=True):
     """Sent by the actor to itself on start: perform the recovery row of its phase."""
 
 
-JobMessage = ReportedStatus | CancelRequested | TopUpRequested | Resume
+class Recovered(msgspec.Struct, frozen=True):
+    """An event the reaper established from SLURM or the chain itself (trusted as is)."""
+
+    event: Event
+
+
+JobMessage = ReportedStatus | CancelRequested | TopUpRequested | Resume | Recovered
 
 
 def job_actor_name(job_id: str) -> str:
@@ -77,8 +104,9 @@ class JobPorts(Protocol):
     async def find_in_slurm(self, job: Job) -> Event: ...
     async def send_status(self, job: Job, effect: SendStatus) -> Event: ...
     async def refuse(self, job: Job, effect: Refuse) -> Event: ...
-    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> None: ...
-    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> None: ...
+    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None: ...
+    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> Event: ...
+    async def slurm_job(self, slurm_job_id: int) -> SlurmJob | None: ...
     def close(self) -> None:
         """Release kept connections (called when the jobs subtree stops)."""
 
@@ -124,7 +152,10 @@ class JobActor(Actor[JobMessage, None]):
             if isinstance(message, Resume):
                 await self._resume()
             elif isinstance(message, ReportedStatus):
-                await self._feed(_as_event(message))
+                await self._on_report(message, authenticated=None)
+            elif isinstance(message, Recovered):
+                log.info("%s: recovered %s", self._job_id, message.event)
+                await self._feed(message.event)
             else:
                 await self._feed(message)
 
@@ -135,7 +166,54 @@ class JobActor(Actor[JobMessage, None]):
         # Reports received while this actor was not running wait in the store's inbox.
         for _key, report in await self._store.pending(REPORTS_BOX, ReceivedReport):
             if report.job_id == self._job_id and self._job.phase is not Phase.DONE:
-                await self._feed(_as_event(report.reported()))
+                await self._on_report(report.reported(), authenticated=report.authenticated)
+
+    async def _on_report(self, report: ReportedStatus, *, authenticated: bool | None) -> None:
+        """Feed a reporter's report, cross-checked with SLURM first when it needs to be."""
+        assert self._job is not None
+        event = _as_event(report)
+        if not needs_check(self._job, event):
+            await self._feed(event)
+            return
+        if authenticated is None:
+            authenticated = await self._authenticated(report)
+        if authenticated:
+            await self._feed(event)
+            return
+        checked = await self._cross_check(event)
+        if isinstance(checked, Accept):
+            await self._feed(checked.event)
+        elif checked is not None:
+            log.warning("%s: report %s refused: %s", self._job_id, _describe(report), checked)
+            await self._store.ack(REPORTS_BOX, report_key(report))
+
+    async def _authenticated(self, report: ReportedStatus) -> bool:
+        key = report_key(report)
+        for stored_key, stored in await self._store.pending(REPORTS_BOX, ReceivedReport):
+            if stored_key == key:
+                return stored.authenticated
+        return False
+
+    async def _cross_check(self, event: Reported) -> Accept | str | None:
+        """SLURM's verdict on an unauthenticated report: Accept, a refusal reason, or None when
+        SLURM cannot tell now (unreachable, still completing): the report stays in the inbox
+        and the reaper recovers the job's end from SLURM."""
+        deadline = trio.current_time() + COMPLETING_WAIT
+        while True:
+            try:
+                found = await self._ports.slurm_job(event.slurm_job_id)
+            except (SlurmError, ActorSystemError) as exc:
+                log.info("%s: cannot check a report with SLURM now: %s", self._job_id, exc)
+                return None
+            verdict = check_report(self._job_id, event, found)
+            if isinstance(verdict, Accept):
+                return verdict
+            if not isinstance(verdict, Wait):
+                return verdict.reason
+            if trio.current_time() >= deadline:
+                log.info("%s: report left to the reaper: %s", self._job_id, verdict.reason)
+                return None
+            await trio.sleep(COMPLETING_PAUSE)
 
     async def _feed(self, event: Event) -> None:
         assert self._job is not None
@@ -178,14 +256,16 @@ class JobActor(Actor[JobMessage, None]):
             case Refuse():
                 return await ports.refuse(job, effect)
             case CancelInSlurm():
-                await ports.cancel_in_slurm(job, effect)
+                return await ports.cancel_in_slurm(job, effect)
             case RaiseTimeLimit():
-                await ports.raise_time_limit(job, effect)
+                event = await ports.raise_time_limit(job, effect)
+                log.info("%s: time limit to %d min: %s", job.job_id, effect.target_minutes, event)
+                return event
         return None
 
     async def _finish(self, job: Job) -> None:
         """The job is settled: acknowledge its reports and end this actor (normally)."""
-        pending = await self._store.pending(REPORTS_BOX, ReceivedReport)
+        pending = await self._store.pending(REPORTS_BOX, ReceivedReport, prefix=f"{self._job_id}/")
         mine = [key for key, report in pending if report.job_id == self._job_id]
         if mine:
             async with self._store.transaction() as tx:
@@ -201,4 +281,11 @@ def _as_event(report: ReportedStatus) -> Reported:
         slurm_job_id=report.slurm_job_id,
         duration_minutes=report.duration_minutes,
         exit_code=report.exit_code,
+    )
+
+
+def _describe(report: ReportedStatus) -> str:
+    return (
+        f"{report.status.name} SLURM job {report.slurm_job_id} "
+        f"({report.duration_seconds} s, exit {report.exit_code})"
     )

@@ -20,13 +20,33 @@ Phases::
 - SUBMITTED: SLURM accepted the job (its SLURM id is recorded); waiting for it to start.
 - RUNNING: the chain says RUNNING.
 - REPORTING: the final status from SLURM is recorded and is being sent to the chain.
-- FAILING / REFUSING: the job is being failed (with a reason) or refused on chain.
+- FAILING / REFUSING: the job is being failed or cancelled (with a reason) or refused on chain.
 - DONE: nothing more to do; the actor ends.
 
-Reports (from the SLURM-side reporters) arrive at any time after submission, possibly out of
-order and repeated: a final report is never lost, even while RUNNING is still being sent, and
-duplicates change nothing. An ``InvalidTransition`` from SCHEDULED when sending a final status
-means the RUNNING report was missed: RUNNING is sent first, then the final status again.
+Reports (from the SLURM-side reporters, or recovered from SLURM by the reaper) arrive at any time
+after submission, possibly out of order and repeated: a final report is never lost, even while
+RUNNING is still being sent, and duplicates change nothing. A report naming another SLURM job
+than ours is ignored. An ``InvalidTransition`` from SCHEDULED when sending a final status means
+the RUNNING report was missed: RUNNING is sent first, then the final status again.
+
+Cancellation and top-up (the customer's requests, claimed from the chain):
+
+- A cancel before submission sends CANCELLED at once (the chain allows SCHEDULED -> CANCELLED);
+  during submission it is remembered and ``scancel`` follows the SLURM id; after submission it is
+  ``scancel`` (:class:`CancelInSlurm`), and SLURM's completion report then carries CANCELLED with
+  the real duration. If SLURM no longer knows the job (:class:`LostInSlurm`), the job is settled
+  CANCELLED with duration 0 (we cannot prove any use), instead of waiting for a report that
+  cannot come.
+- A top-up adds its minutes to the job's time limit (:attr:`Job.time_limit_minutes`). Before
+  submission the limit simply goes into ``sbatch``; after it, :class:`RaiseTimeLimit` asks SLURM
+  for the new *absolute* limit, so a repeat after a crash raises nothing twice. It stays pending
+  (``limit_pending``) until SLURM's answer is in.
+- When the chain settled the job without us (the oracle's ``panicJob``; a refusal or a cancel
+  that reassigned it; seen as ``JobHotStatusOnly`` or by the reaper: :class:`ChainMovedOn`), the
+  job is DONE and what still runs in SLURM is cancelled.
+- A job SLURM has certainly lost (the reaper's :class:`LostInSlurm`: SLURM answered, and knows
+  no job of that name in any state) is declared PANICKED ("provider lost the job"), or
+  CANCELLED when the customer had asked to cancel it.
 
 The recovery table (:data:`RECOVERY`, :func:`recover`) says what to do with a record found in the
 store at start-up, by phase. Every row is idempotent or checked first: a submission that may have
@@ -39,13 +59,17 @@ on-chain job never becomes two SLURM jobs.
     CLAIMED       check the definition again (then fetch, or fail on chain)
     FETCHING      fetch the script again
     SUBMITTING    find the job in SLURM by name; submit only if SLURM has none
-    SUBMITTED     send the pending report if there is one, else wait for reports
-    RUNNING       send the pending report if there is one, else wait for reports
+    SUBMITTED     send the pending status if any; ``scancel`` again if a cancel was asked;
+                  set the time limit again if a top-up is pending; else wait for reports
+    RUNNING       as SUBMITTED
     REPORTING     send the final status again (SameStatusError counts as done)
-    FAILING       send FAILED again
+    FAILING       send FAILED (or CANCELLED) again
     REFUSING      refuse again (a job no longer refusable counts as done)
     DONE          nothing
     ============  ======================================================================
+
+Reports that arrived while the job's actor was not running wait in the store's inbox and are
+replayed after the recovery row; the reaper backs all of this up from SLURM and the chain.
 """
 
 from __future__ import annotations
@@ -59,10 +83,13 @@ from actors.grid import ClaimedJob, JobStatus
 
 __all__ = [
     "FINAL_STATUSES",
+    "IN_SLURM",
+    "LOST_REASON",
     "RECOVERY",
     "CancelInSlurm",
     "CancelRequested",
     "ChainApplied",
+    "ChainMovedOn",
     "ChainRejected",
     "Effect",
     "Event",
@@ -70,6 +97,7 @@ __all__ = [
     "FindInSlurm",
     "FoundInSlurm",
     "Job",
+    "LostInSlurm",
     "Phase",
     "RaiseTimeLimit",
     "Refuse",
@@ -81,6 +109,7 @@ __all__ = [
     "Submit",
     "SubmitRefused",
     "Submitted",
+    "TimeLimitSet",
     "TopUpRequested",
     "check_definition",
     "new_job",
@@ -92,6 +121,9 @@ __all__ = [
 FINAL_STATUSES = frozenset(
     {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.OUT_OF_CREDITS}
 )
+
+#: ``lastError`` of a job SLURM has certainly lost (the words the grid already uses).
+LOST_REASON = "provider lost the job"
 
 #: A job asking for more than this many minutes is still submitted; SLURM enforces its own
 #: partition limits. Below one minute there is nothing to run.
@@ -108,6 +140,10 @@ class Phase(enum.StrEnum):
     FAILING = "FAILING"
     REFUSING = "REFUSING"
     DONE = "DONE"
+
+
+#: Phases in which the job may be in SLURM under a known SLURM id, and not yet ending.
+IN_SLURM = frozenset({Phase.SUBMITTED, Phase.RUNNING})
 
 
 class PendingStatus(msgspec.Struct, frozen=True):
@@ -133,12 +169,21 @@ class Job(msgspec.Struct, frozen=True):
     #: A final status reported while another status was being sent; sent next.
     queued: PendingStatus | None = None
     cancel_requested: bool = False
+    #: Minutes bought by the customer's top-ups so far (added to the claim's duration).
+    top_up_minutes: int = 0
+    #: A raised time limit SLURM has not confirmed yet.
+    limit_pending: bool = False
     reason: str = ""
     history: tuple[tuple[str, str], ...] = ()
 
     @property
     def job_id(self) -> str:
         return self.claim.job_id
+
+    @property
+    def time_limit_minutes(self) -> int:
+        """The SLURM time limit this job is owed: the claim's minutes plus every top-up."""
+        return self.claim.max_duration_minute + self.top_up_minutes
 
 
 # --- events (outcomes fed back to the machine) ----------------------------------------------
@@ -189,6 +234,14 @@ class ChainRejected(msgspec.Struct, frozen=True, tag=True):
     args: tuple[int | str, ...] = ()
 
 
+class ChainMovedOn(msgspec.Struct, frozen=True, tag=True):
+    """The chain holds ``status`` for the job and it is no longer ours to change: cold, or
+    assigned to another provider (found by the reaper)."""
+
+    status: JobStatus
+    note: str = ""
+
+
 class Refused(msgspec.Struct, frozen=True, tag=True):
     """``refuseJob`` went through (or the job was no longer refusable)."""
 
@@ -201,6 +254,19 @@ class TopUpRequested(msgspec.Struct, frozen=True, tag=True):
     extra_minutes: int
 
 
+class TimeLimitSet(msgspec.Struct, frozen=True, tag=True):
+    """SLURM's answer to :class:`RaiseTimeLimit`: raised (or already there), or why not."""
+
+    ok: bool
+    detail: str = ""
+
+
+class LostInSlurm(msgspec.Struct, frozen=True, tag=True):
+    """SLURM answered and knows no job of ours (not a connection problem: those are unknown)."""
+
+    reason: str
+
+
 Event = (
     ScriptFetched
     | ScriptUnavailable
@@ -210,9 +276,12 @@ Event = (
     | Reported
     | ChainApplied
     | ChainRejected
+    | ChainMovedOn
     | Refused
     | CancelRequested
     | TopUpRequested
+    | TimeLimitSet
+    | LostInSlurm
 )
 
 
@@ -244,12 +313,19 @@ class Refuse(msgspec.Struct, frozen=True, tag=True):
 
 
 class CancelInSlurm(msgspec.Struct, frozen=True, tag=True):
-    slurm_job_id: int
+    """``scancel`` the job: by SLURM id, or by its name when the id is not known (None). Its
+    outcome is :class:`LostInSlurm` when SLURM no longer knows the job, else nothing: SLURM's
+    completion report then carries CANCELLED with the real duration."""
+
+    slurm_job_id: int | None
 
 
 class RaiseTimeLimit(msgspec.Struct, frozen=True, tag=True):
+    """Make SLURM's time limit at least ``target_minutes`` (absolute, so repeating is
+    harmless). Its outcome is :class:`TimeLimitSet`."""
+
     slurm_job_id: int
-    extra_minutes: int
+    target_minutes: int
 
 
 Effect = FetchScript | FindInSlurm | Submit | SendStatus | Refuse | CancelInSlurm | RaiseTimeLimit
@@ -291,9 +367,14 @@ def _enter(job: Job, phase: Phase, note: str, **changes: object) -> Job:
     return msgspec.structs.replace(job, phase=phase, history=history, **changes)
 
 
-def _fail(job: Job, reason: str) -> tuple[Job, list[Effect]]:
-    pending = PendingStatus(JobStatus.FAILED, last_error=reason)
-    job = _enter(job, Phase.FAILING, reason, sending=pending, reason=reason)
+def _note(job: Job, note: str, **changes: object) -> Job:
+    """A change that stays in the same phase, remembered in the history."""
+    return _enter(job, job.phase, note, **changes)
+
+
+def _fail(job: Job, reason: str, status: JobStatus = JobStatus.FAILED) -> tuple[Job, list[Effect]]:
+    pending = PendingStatus(status, last_error=reason)
+    job = _enter(job, Phase.FAILING, reason, sending=pending, queued=None, reason=reason)
     return job, [_send(pending)]
 
 
@@ -301,6 +382,11 @@ def _send(pending: PendingStatus) -> SendStatus:
     return SendStatus(
         pending.status, pending.duration_minutes, pending.exit_code, pending.last_error
     )
+
+
+def _submit(job: Job) -> Submit:
+    assert job.script is not None, "SUBMITTING always has the script"
+    return Submit(job.script, job.time_limit_minutes)
 
 
 def transition(job: Job, event: Event) -> tuple[Job, list[Effect]]:
@@ -315,37 +401,50 @@ def transition(job: Job, event: Event) -> tuple[Job, list[Effect]]:
     match event:
         case ScriptFetched(script=script) if phase is Phase.FETCHING:
             job = _enter(job, Phase.SUBMITTING, "script fetched", script=script)
-            return job, [Submit(script, job.claim.max_duration_minute)]
+            return job, [_submit(job)]
         case ScriptUnavailable(reason=reason) if phase is Phase.FETCHING:
             return _fail(job, f"batch script unavailable: {reason}")
         case Submitted(slurm_job_id=slurm_id) if phase is Phase.SUBMITTING:
-            job = _enter(job, Phase.SUBMITTED, f"SLURM job {slurm_id}", slurm_job_id=slurm_id)
-            if job.cancel_requested:
-                return job, [CancelInSlurm(slurm_id)]
-            return job, []
+            return _submitted(job, slurm_id)
         case SubmitRefused(reason=reason) if phase is Phase.SUBMITTING:
             job = _enter(job, Phase.REFUSING, reason, reason=reason)
             return job, [Refuse(reason)]
         case FoundInSlurm(slurm_job_id=slurm_id) if phase is Phase.SUBMITTING:
             if slurm_id is not None:
-                return transition(job, Submitted(slurm_id))
-            assert job.script is not None, "SUBMITTING always has the script"
-            return job, [Submit(job.script, job.claim.max_duration_minute)]
+                return _submitted(job, slurm_id)
+            return job, [_submit(job)]
         case Reported() as report:
             return _on_report(job, report)
         case ChainApplied(status=status):
             return _on_applied(job, status)
         case ChainRejected() as rejection:
             return _on_rejected(job, rejection)
+        case ChainMovedOn() as moved:
+            return _on_moved_on(job, moved)
         case Refused() if phase is Phase.REFUSING:
             return _enter(job, Phase.DONE, "refused on chain"), []
         case CancelRequested():
             return _on_cancel(job)
-        case TopUpRequested(extra_minutes=minutes):
-            if job.slurm_job_id is not None and phase in (Phase.SUBMITTED, Phase.RUNNING):
-                return job, [RaiseTimeLimit(job.slurm_job_id, minutes)]
-            return job, []
+        case TopUpRequested(extra_minutes=minutes) if minutes > 0:
+            return _on_top_up(job, minutes)
+        case TimeLimitSet(ok=ok, detail=detail) if job.limit_pending:
+            note = f"time limit {job.time_limit_minutes} min" if ok else f"limit: {detail}"
+            return _note(job, note, limit_pending=False), []
+        case LostInSlurm(reason=reason) if phase in IN_SLURM and job.queued is None:
+            if job.cancel_requested:
+                return _fail(job, f"cancelled; {reason}", JobStatus.CANCELLED)
+            return _fail(job, LOST_REASON, JobStatus.PANICKED)
     return job, []
+
+
+def _submitted(job: Job, slurm_id: int) -> tuple[Job, list[Effect]]:
+    job = _enter(job, Phase.SUBMITTED, f"SLURM job {slurm_id}", slurm_job_id=slurm_id)
+    effects: list[Effect] = []
+    if job.cancel_requested:
+        effects.append(CancelInSlurm(slurm_id))
+    elif job.limit_pending:  # a top-up arrived while sbatch was in flight
+        effects.append(RaiseTimeLimit(slurm_id, job.time_limit_minutes))
+    return job, effects
 
 
 def _on_report(job: Job, report: Reported) -> tuple[Job, list[Effect]]:
@@ -355,26 +454,22 @@ def _on_report(job: Job, report: Reported) -> tuple[Job, list[Effect]]:
         return job, []  # not our SLURM job (a forgery or a stale duplicate)
     if job.phase in (Phase.CLAIMED, Phase.FETCHING):
         return job, []  # nothing submitted yet: cannot be ours
+    effects: list[Effect] = []
     if job.phase is Phase.SUBMITTING:
         # The report proves sbatch went through even if its answer was lost.
-        job = _enter(
-            job,
-            Phase.SUBMITTED,
-            f"SLURM job {report.slurm_job_id}",
-            slurm_job_id=report.slurm_job_id,
-        )
+        job, effects = _submitted(job, report.slurm_job_id)
     if report.status is JobStatus.RUNNING:
         if job.phase is Phase.RUNNING or job.sending is not None:
-            return job, []  # duplicate RUNNING (one per node of a multi-node job)
+            return job, effects  # duplicate RUNNING (one per node of a multi-node job)
         pending = PendingStatus(JobStatus.RUNNING)
-        return msgspec.structs.replace(job, sending=pending), [_send(pending)]
+        return msgspec.structs.replace(job, sending=pending), [*effects, _send(pending)]
     if report.status in FINAL_STATUSES:
         final = PendingStatus(report.status, report.duration_minutes, report.exit_code)
         if job.sending is not None:  # RUNNING is on its way: send the final status after it
             return msgspec.structs.replace(job, queued=final), []
-        job = _enter(job, Phase.REPORTING, report.status.name, sending=final)
+        job = _enter(job, Phase.REPORTING, report.status.name, sending=final, limit_pending=False)
         return job, [_send(final)]
-    return job, []
+    return job, effects
 
 
 def _on_applied(job: Job, status: JobStatus) -> tuple[Job, list[Effect]]:
@@ -385,7 +480,7 @@ def _on_applied(job: Job, status: JobStatus) -> tuple[Job, list[Effect]]:
         job = _enter(job, Phase.RUNNING, "RUNNING on chain")
     if job.queued is not None:
         final, job = job.queued, msgspec.structs.replace(job, queued=None)
-        job = _enter(job, Phase.REPORTING, final.status.name, sending=final)
+        job = _enter(job, Phase.REPORTING, final.status.name, sending=final, limit_pending=False)
         return job, [_send(final)]
     if status.is_cold:
         return _enter(job, Phase.DONE, f"{status.name} on chain"), []
@@ -409,25 +504,58 @@ def _on_rejected(job: Job, rejection: ChainRejected) -> tuple[Job, list[Effect]]
     # Any other refusal (the job is already cold on chain: JobHotStatusOnly; not ours:
     # JobProviderOnly; ...) ends our part: nothing we send can change it.
     note = f"chain refused {rejection.status.name}: {rejection.error}{rejection.args}"
-    job = msgspec.structs.replace(job, sending=None, queued=None, reason=note)
     effects: list[Effect] = []
-    if rejection.error == "JobHotStatusOnly" and job.slurm_job_id is not None:
-        effects.append(CancelInSlurm(job.slurm_job_id))
+    if rejection.error == "JobHotStatusOnly":
+        effects = _cancel_what_runs(job)
+    job = msgspec.structs.replace(job, sending=None, queued=None, reason=note)
     return _enter(job, Phase.DONE, note), effects
 
 
+def _on_moved_on(job: Job, moved: ChainMovedOn) -> tuple[Job, list[Effect]]:
+    if job.sending is not None and job.sending.status is moved.status:
+        return _on_applied(job, moved.status)  # our own status made it: the receipt was lost
+    note = f"chain holds {moved.status.name}" + (f": {moved.note}" if moved.note else "")
+    effects = _cancel_what_runs(job)
+    job = msgspec.structs.replace(
+        job, sending=None, queued=None, chain_status=moved.status, reason=note
+    )
+    return _enter(job, Phase.DONE, note), effects
+
+
+def _cancel_what_runs(job: Job) -> list[Effect]:
+    """The ``scancel`` for a job that must not run any more (by name while sbatch may be in
+    flight; nothing before submission)."""
+    if job.slurm_job_id is not None:
+        return [CancelInSlurm(job.slurm_job_id)]
+    if job.phase is Phase.SUBMITTING:
+        return [CancelInSlurm(None)]
+    return []
+
+
 def _on_cancel(job: Job) -> tuple[Job, list[Effect]]:
-    if job.phase in (Phase.SUBMITTED, Phase.RUNNING) and job.slurm_job_id is not None:
+    if job.phase in IN_SLURM and job.slurm_job_id is not None:
         # SLURM's completion report then carries CANCELLED with the real duration.
-        return msgspec.structs.replace(job, cancel_requested=True), [
-            CancelInSlurm(job.slurm_job_id)
-        ]
+        job = _note(job, "cancel requested", cancel_requested=True)
+        return job, [CancelInSlurm(job.slurm_job_id)]
     if job.phase in (Phase.CLAIMED, Phase.FETCHING):
-        pending = PendingStatus(JobStatus.CANCELLED, last_error="cancelled before submission")
-        job = _enter(job, Phase.FAILING, "cancelled before submission", sending=pending)
-        return job, [_send(pending)]
-    # SUBMITTING: cancel as soon as SLURM's id is known; later phases: already ending.
-    return msgspec.structs.replace(job, cancel_requested=True), []
+        return _fail(job, "cancelled before submission", JobStatus.CANCELLED)
+    if job.phase is Phase.SUBMITTING:  # cancel as soon as SLURM's id is known
+        return _note(job, "cancel requested", cancel_requested=True), []
+    return job, []  # REPORTING, FAILING, REFUSING: already ending
+
+
+def _on_top_up(job: Job, minutes: int) -> tuple[Job, list[Effect]]:
+    if job.phase in (Phase.REPORTING, Phase.FAILING, Phase.REFUSING):
+        return job, []  # ending: no more time is needed
+    total = job.top_up_minutes + minutes
+    slurm_id = job.slurm_job_id
+    if job.phase in IN_SLURM and slurm_id is not None:
+        job = _note(job, f"top-up +{minutes} min", top_up_minutes=total, limit_pending=True)
+        return job, [RaiseTimeLimit(slurm_id, job.time_limit_minutes)]
+    if job.phase is Phase.SUBMITTING:  # sbatch may carry the old limit: check once submitted
+        return _note(job, f"top-up +{minutes} min", top_up_minutes=total, limit_pending=True), []
+    # CLAIMED, FETCHING: sbatch will carry the new limit
+    return _note(job, f"top-up +{minutes} min", top_up_minutes=total), []
 
 
 #: What a record found in the store at start-up needs, by phase (see the module docstring).
@@ -435,10 +563,11 @@ RECOVERY: dict[Phase, str] = {
     Phase.CLAIMED: "check the definition again",
     Phase.FETCHING: "fetch the script again",
     Phase.SUBMITTING: "find the job in SLURM by name; submit only if SLURM has none",
-    Phase.SUBMITTED: "send the pending status if any, else wait for reports",
-    Phase.RUNNING: "send the pending status if any, else wait for reports",
+    Phase.SUBMITTED: "send the pending status if any; scancel again if a cancel was asked; "
+    "set the time limit again if a top-up is pending; else wait for reports",
+    Phase.RUNNING: "as SUBMITTED",
     Phase.REPORTING: "send the final status again",
-    Phase.FAILING: "send FAILED again",
+    Phase.FAILING: "send FAILED (or CANCELLED) again",
     Phase.REFUSING: "refuse again",
     Phase.DONE: "nothing",
 }
@@ -453,7 +582,14 @@ def recover(job: Job) -> tuple[Job, Sequence[Effect]]:
             return job, [FetchScript()]
         case Phase.SUBMITTING:
             return job, [FindInSlurm()]
-        case Phase.SUBMITTED | Phase.RUNNING | Phase.REPORTING | Phase.FAILING:
+        case Phase.SUBMITTED | Phase.RUNNING:
+            effects: list[Effect] = [_send(job.sending)] if job.sending is not None else []
+            if job.slurm_job_id is not None and job.cancel_requested:
+                effects.append(CancelInSlurm(job.slurm_job_id))
+            elif job.slurm_job_id is not None and job.limit_pending:
+                effects.append(RaiseTimeLimit(job.slurm_job_id, job.time_limit_minutes))
+            return job, effects
+        case Phase.REPORTING | Phase.FAILING:
             return job, [_send(job.sending)] if job.sending is not None else []
         case Phase.REFUSING:
             return job, [Refuse(job.reason)]

@@ -16,6 +16,7 @@ from actors.job.machine import (
     Event,
     FoundInSlurm,
     Job,
+    LostInSlurm,
     RaiseTimeLimit,
     Refuse,
     Refused,
@@ -25,6 +26,7 @@ from actors.job.machine import (
     Submit,
     SubmitRefused,
     Submitted,
+    TimeLimitSet,
 )
 from actors.sbatch import SbatchClient, ScriptAccessDenied, ScriptNotFound
 from actors.slurm import messages as slurm
@@ -99,13 +101,43 @@ class AdapterPorts:
         assert isinstance(reply, Applied | Rejected), reply
         return Refused()  # refused now, or no longer refusable: either way, not ours any more
 
-    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> None:
-        await self._slurm.ask(slurm.Cancel(slurm_job_id=effect.slurm_job_id), timeout=SLURM_TIMEOUT)
+    async def slurm_job(self, slurm_job_id: int) -> slurm.SlurmJob | None:
+        reply = await self._slurm.ask(slurm.JobInfo(slurm_job_id), timeout=SLURM_TIMEOUT)
+        assert reply is None or isinstance(reply, slurm.SlurmJob), reply
+        return reply
 
-    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> None:
-        await self._slurm.ask(
-            slurm.RaiseTimeLimit(effect.slurm_job_id, effect.extra_minutes), timeout=SLURM_TIMEOUT
+    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None:
+        """``scancel`` (by id, else by name), then read the job back: gone from SLURM is
+        :class:`LostInSlurm` (settled by rule, no report can come); otherwise SLURM's completion
+        report carries the end (and the reaper recovers it if that report is lost)."""
+        if effect.slurm_job_id is None:
+            request = slurm.Cancel(job_name=job.job_id)
+            await self._slurm.ask(request, timeout=SLURM_TIMEOUT)
+            return None
+        await self._slurm.ask(slurm.Cancel(slurm_job_id=effect.slurm_job_id), timeout=SLURM_TIMEOUT)
+        if await self.slurm_job(effect.slurm_job_id) is None:
+            return LostInSlurm(f"SLURM no longer knows SLURM job {effect.slurm_job_id}")
+        return None
+
+    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> Event:
+        """Bring SLURM's limit up to ``effect.target_minutes`` (absolute: read first, raise by
+        the difference, read back), so that repeating it after a crash raises nothing twice."""
+        found = await self.slurm_job(effect.slurm_job_id)
+        if found is None:
+            return TimeLimitSet(ok=False, detail="SLURM does not know the job")
+        if found.has_ended:
+            return TimeLimitSet(ok=False, detail=f"the job has ended ({found.state})")
+        current = found.time_limit_minutes
+        if current is None or current >= effect.target_minutes:
+            return TimeLimitSet(ok=True, detail=f"already {current or 'UNLIMITED'} min")
+        extra = effect.target_minutes - current
+        reply = await self._slurm.ask(
+            slurm.RaiseTimeLimit(effect.slurm_job_id, extra), timeout=SLURM_TIMEOUT
         )
+        if isinstance(reply, slurm.TimeLimitRaised):
+            return TimeLimitSet(ok=True, detail=f"{reply.old_minutes} -> {reply.new_minutes} min")
+        assert isinstance(reply, slurm.TimeLimitNotRaised), reply
+        return TimeLimitSet(ok=False, detail=reply.reason)
 
     def close(self) -> None:
         self._sbatch.close()

@@ -10,7 +10,8 @@ The subtree::
 The dispatcher is the one address the rest of the tree knows ("jobs"). For a claim it writes the
 job's first record to the store **before** it answers (so a claim the chain cursor has passed is
 never lost), then starts the job's actor. Reports, cancellations and top-ups go to the job's
-actor, started again from its record when it is not running. At start it resumes every job whose
+actor, started again from its record when it is not running; so do the reaper's findings
+(:class:`Reconcile`). At start it resumes every job whose
 record is not settled: that is the process-level half of crash recovery (the per-job half is the
 recovery table in :mod:`actors.job.machine`).
 """
@@ -22,23 +23,41 @@ import logging
 from collections.abc import Callable
 
 import msgspec
+import trio
 
 from actors.grid import ClaimedCancel, ClaimedJob, ClaimedTopUp, ReportedStatus
-from actors.job.actor import JOBS_NAMESPACE, JobActor, JobMessage, JobPorts, job_actor_name
-from actors.job.machine import CancelRequested, Job, Phase, TopUpRequested, new_job
+from actors.job.actor import (
+    JOBS_NAMESPACE,
+    JobActor,
+    JobMessage,
+    JobPorts,
+    Recovered,
+    job_actor_name,
+)
+from actors.job.machine import CancelRequested, Event, Job, Phase, TopUpRequested, new_job
 from runtime.actor import Actor
 from runtime.errors import ActorNotFound, ActorStopped, NameTaken
 from runtime.policy import Backoff, Restart, RestartIntensity, Strategy
 from runtime.store import Store
 from runtime.supervisor import ChildSpec, Supervisor
 
-__all__ = ["DISPATCHER_NAME", "Accepted", "JobsDispatcher", "jobs_supervisor"]
+__all__ = ["DISPATCHER_NAME", "Accepted", "JobsDispatcher", "Reconcile", "jobs_supervisor"]
 
 log = logging.getLogger(__name__)
 
 DISPATCHER_NAME = "jobs"
 
-DispatchMessage = ClaimedJob | ClaimedCancel | ClaimedTopUp | ReportedStatus
+
+class Reconcile(msgspec.Struct, frozen=True):
+    """From the reaper: ``event``, established from SLURM or the chain, for job ``job_id``;
+    without an event, only make sure the job's actor runs (a live job whose actor is not
+    running makes no progress)."""
+
+    job_id: str
+    event: Event | None = None
+
+
+DispatchMessage = ClaimedJob | ClaimedCancel | ClaimedTopUp | ReportedStatus | Reconcile
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -63,13 +82,24 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         return {"jobs": str(max(0, self._supervisor.count_children().active - 1))}
 
     async def started(self) -> None:
-        resumed = 0
-        for job_id, job in await self._store.items(JOBS_NAMESPACE, Job):
-            if job.phase is not Phase.DONE:
-                self._start_job(job_id)
-                resumed += 1
-        if resumed:
-            log.info("resuming %d unsettled jobs from the store", resumed)
+        # The subtree only takes dynamic children once it runs, which is after this (its first
+        # static child) has started: resume the unsettled jobs from a task of our own.
+        self.spawn(self._resume_unsettled)
+
+    async def _resume_unsettled(self) -> None:
+        while True:  # the runtime has no event for "running": look again shortly
+            if self._supervisor.statistics().phase != "starting":
+                break
+            await trio.sleep(0.01)
+        unsettled = [
+            job_id
+            for job_id, job in await self._store.items(JOBS_NAMESPACE, Job)
+            if job.phase is not Phase.DONE
+        ]
+        for job_id in unsettled:
+            self._start_job(job_id)
+        if unsettled:
+            log.info("resuming %d unsettled jobs from the store", len(unsettled))
 
     async def stopping(self) -> None:
         # The jobs subtree stops before the process's asyncio loop closes: release the kept
@@ -86,6 +116,10 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
                 return await self._forward(job_id, TopUpRequested(minutes))
             case ReportedStatus(job_id=job_id):
                 return await self._forward(job_id, message)
+            case Reconcile(job_id=job_id, event=event):
+                if event is None:
+                    return await self._ensure_running(job_id)
+                return await self._forward(job_id, Recovered(event))
 
     async def _claimed(self, claim: ClaimedJob) -> Accepted:
         existing = await self._store.get(JOBS_NAMESPACE, claim.job_id, Job)
@@ -119,6 +153,16 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         except ActorStopped:
             return Accepted(False, "job actor stopping")
         return Accepted(True)
+
+    async def _ensure_running(self, job_id: str) -> Accepted:
+        if isinstance(self._supervisor.find_child(job_actor_name(job_id)), JobActor):
+            return Accepted(True, "running")
+        record = await self._store.get(JOBS_NAMESPACE, job_id, Job)
+        if record is None or record.phase is Phase.DONE:
+            return Accepted(False, "no live job")
+        log.info("%s: its actor was not running; starting it", job_id)
+        self._start_job(job_id)
+        return Accepted(True, "started")
 
     def _start_job(self, job_id: str) -> None:
         spec = ChildSpec(

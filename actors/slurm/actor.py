@@ -1,7 +1,8 @@
 """SlurmActor: the supervisor's one door to SLURM, over pooled SSH.
 
 It answers the asks listed in :mod:`actors.slurm.messages` (``Submit``, ``FindJobs``,
-``JobInfo``, ``Cancel``, ``RaiseTimeLimit``, ``Discover``, ``HealthCheck``). Commands are built by
+``JobInfo``, ``Cancel``, ``RaiseTimeLimit``, ``Discover``, ``HealthCheck``, and for the
+supervisor's own jobs ``SubmitBatch`` and ``ReadOutput``). Commands are built by
 the pure functions of :mod:`actors.slurm.commands` and run by :class:`actors.slurm.ssh.SshPool`:
 submissions as the customer's UNIX user, everything else as the admin user.
 
@@ -38,12 +39,15 @@ from actors.slurm.messages import (
     HealthCheck,
     JobInfo,
     Node,
+    OutputRead,
     RaiseTimeLimit,
+    ReadOutput,
     SlurmError,
     SlurmJob,
     SlurmRequest,
     SlurmUnavailable,
     Submit,
+    SubmitBatch,
     SubmitRefused,
     Submitted,
     TimeLimitNotRaised,
@@ -281,6 +285,20 @@ class SlurmActor(Actor[SlurmRequest, object]):
     @overload
     async def ask(
         self,
+        message: SubmitBatch,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> Submitted | SubmitRefused: ...
+    @overload
+    async def ask(
+        self,
+        message: ReadOutput,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> OutputRead: ...
+    @overload
+    async def ask(
+        self,
         message: SlurmRequest,
         *,
         timeout: float = ...,  # noqa: ASYNC109
@@ -338,6 +356,10 @@ class SlurmActor(Actor[SlurmRequest, object]):
                 return await self.discover(include_unresponsive=unresponsive)
             case HealthCheck():
                 return await self.health_check()
+            case SubmitBatch():
+                return await self.submit_batch(message)
+            case ReadOutput():
+                return await self.read_output(message)
         raise TypeError(f"SlurmActor cannot handle {type(message).__name__}")
 
     # --- the work (callable directly too, e.g. from benchmarks) --------------------------------
@@ -485,6 +507,51 @@ class SlurmActor(Actor[SlurmRequest, object]):
         text = (result.stdout + result.stderr).strip()
         ok = result.ok and "UP" in result.stdout
         return Health(ok=ok, detail=text[:300], latency_seconds=_since(started))
+
+    async def submit_batch(self, request: SubmitBatch) -> Submitted | SubmitRefused:
+        """``sbatch`` one of the supervisor's own jobs as ``request.user`` (script on stdin)."""
+        if not _UNIX_USER.match(request.user):
+            return SubmitRefused(f"{request.user[:80]!r} is not a UNIX user name")
+        if not _JOB_NAME.match(request.job_name):
+            return SubmitRefused(f"{request.job_name[:80]!r} is not a usable job name")
+        if request.comment.startswith("supervisor"):
+            return SubmitRefused("the comment of a supervisor-owned job must not say 'supervisor'")
+        if min(request.nodes, request.ntasks_per_node, request.cpus_per_task) < 1:
+            return SubmitRefused("nodes, tasks per node and CPUs per task must be at least 1")
+        if not 1 <= request.time_limit_minutes <= cmd.LIMITS.max_minutes:
+            return SubmitRefused(f"time limit of {request.time_limit_minutes} minutes")
+        argv = cmd.batch_sbatch_argv(self._paths, request, self._partition)
+        result = await self._pool.run(
+            request.user,
+            cmd.command_line(argv),
+            stdin=request.script,
+            timeout=self._submit_timeout,
+        )
+        if result.ok:
+            return Submitted(slurm_job_id=cmd.parse_sbatch(result.stdout), user=request.user)
+        kind = cmd.classify_sbatch_failure(result.exit_status, result.stderr)
+        reason = _slurm_message(result.stderr) or f"sbatch exited with {result.exit_status}"
+        if kind is cmd.SbatchFailure.REFUSED:
+            return SubmitRefused(reason)
+        if kind is cmd.SbatchFailure.UNAVAILABLE:
+            raise SlurmUnavailable(f"sbatch as {request.user!r}: {reason}")
+        if kind is cmd.SbatchFailure.AMBIGUOUS:
+            raise CommandLost(request.user, f"sbatch: {reason}")
+        raise CommandFailed("sbatch", result.exit_status, result.stderr)
+
+    async def read_output(self, request: ReadOutput) -> OutputRead:
+        """The (tail of the) file at ``request.path``, read over SSH as ``request.user``."""
+        if not _UNIX_USER.match(request.user) or "\0" in request.path or not request.path:
+            return OutputRead(path=request.path, found=False)
+        result = await self._pool.run(
+            request.user,
+            cmd.read_output_command(request.path, request.max_bytes),
+            timeout=self._timeout,
+        )
+        if result.exit_status == 3:
+            return OutputRead(path=request.path, found=False)
+        _check(result, "read output")
+        return OutputRead(path=request.path, found=True, text=result.stdout)
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import msgspec
 
 from actors.grid import Hardware, JobDefinition
-from actors.slurm.messages import Node, SlurmJob, UnexpectedOutput
+from actors.slurm.messages import Node, SlurmJob, SubmitBatch, UnexpectedOutput
 
 __all__ = [
     "LIMITS",
@@ -35,6 +35,7 @@ __all__ = [
     "Limits",
     "SbatchFailure",
     "SubmitSpec",
+    "batch_sbatch_argv",
     "batch_script",
     "classify_sbatch_failure",
     "command_line",
@@ -50,6 +51,7 @@ __all__ = [
     "parse_squeue",
     "parse_time_limit",
     "parse_timestamp",
+    "read_output_command",
     "refusal",
     "sacct_argv",
     "sacct_disabled",
@@ -195,6 +197,39 @@ def sbatch_argv(paths: CommandPaths, spec: SubmitSpec) -> list[str]:
     if spec.workdir is not None:
         argv.append(f"--chdir={spec.workdir}")
     return argv
+
+
+def batch_sbatch_argv(paths: CommandPaths, request: SubmitBatch, partition: str) -> list[str]:
+    """``sbatch --parsable ...`` for one of the supervisor's own jobs (:class:`SubmitBatch`):
+    whole nodes (``--exclusive --mem=0``), the script on stdin."""
+    if not _PARTITION.match(partition):
+        raise ValueError(f"not a partition name: {partition!r}")
+    argv = [
+        paths.sbatch,
+        "--parsable",
+        f"--job-name={request.job_name}",
+        f"--comment={request.comment}",
+        f"--partition={partition}",
+        f"--time={request.time_limit_minutes}",
+        f"--nodes={request.nodes}",
+        f"--ntasks-per-node={request.ntasks_per_node}",
+        f"--cpus-per-task={request.cpus_per_task}",
+        "--exclusive",
+        "--mem=0",
+        f"--output={request.output}",
+    ]
+    if request.gpus_per_node > 0:
+        argv.append(f"--gpus-per-node={request.gpus_per_node}")
+    if request.nodelist:
+        argv.append(f"--nodelist={request.nodelist}")
+    return argv
+
+
+def read_output_command(path: str, max_bytes: int) -> str:
+    """A shell line printing the last ``max_bytes`` of ``path``, or exiting 3 when it is not a
+    readable file (``path`` is quoted: it reaches ``tail`` as one argument)."""
+    quoted = shlex.quote(path)
+    return f"if [ -r {quoted} ]; then tail -c {int(max_bytes)} -- {quoted}; else exit 3; fi"
 
 
 BATCH_PRELUDE = "#!/bin/bash -l\ntrue\n"

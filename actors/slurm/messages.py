@@ -15,6 +15,8 @@ Asks (send with ``await ref("slurm").ask(message, timeout=...)``) and their repl
 ``RaiseTimeLimit(slurm_job_id, extra)``   :class:`TimeLimitRaised` or :class:`TimeLimitNotRaised`
 ``Discover(include_unresponsive)``        ``list[Node]``
 ``HealthCheck()``                         :class:`Health`
+``SubmitBatch(user, job_name, ...)``      :class:`Submitted` or :class:`SubmitRefused`
+``ReadOutput(user, path)``                :class:`OutputRead` (``found`` False when missing)
 ========================================  ======================================================
 
 Expected refusals are replies (values). Transport trouble is raised, from one flat family rooted
@@ -50,13 +52,16 @@ __all__ = [
     "HealthCheck",
     "JobInfo",
     "Node",
+    "OutputRead",
     "RaiseTimeLimit",
+    "ReadOutput",
     "SlurmError",
     "SlurmJob",
     "SlurmRequest",
     "SlurmUnavailable",
     "SshUnavailable",
     "Submit",
+    "SubmitBatch",
     "SubmitRefused",
     "Submitted",
     "TimeLimitNotRaised",
@@ -220,7 +225,52 @@ class Health(msgspec.Struct, frozen=True):
     latency_seconds: float
 
 
-SlurmRequest = Submit | FindJobs | JobInfo | Cancel | RaiseTimeLimit | Discover | HealthCheck
+class SubmitBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Submit one of the supervisor's own batch jobs (benchmarks) as ``user``: ``nodes`` whole
+    nodes (``--exclusive --mem=0``), ``ntasks_per_node`` tasks of ``cpus_per_task`` CPUs, on the
+    configured partition. ``comment`` must not start with "supervisor" (the reporters would take
+    the job for a grid job). ``output`` is relative to ``user``'s home unless absolute; ``%j``
+    is the SLURM job id. Replies :class:`Submitted` or :class:`SubmitRefused`."""
+
+    user: str
+    job_name: str
+    comment: str
+    time_limit_minutes: int
+    nodes: int
+    ntasks_per_node: int
+    cpus_per_task: int
+    gpus_per_node: int = 0
+    nodelist: str = ""
+    output: str
+    script: str
+
+
+class ReadOutput(msgspec.Struct, frozen=True):
+    """The text of the file at ``path`` on the login node (a job's output), read as ``user``
+    (relative paths start at its home). At most ``max_bytes`` are returned (the tail)."""
+
+    user: str
+    path: str
+    max_bytes: int = 4 * 1024 * 1024
+
+
+class OutputRead(msgspec.Struct, frozen=True):
+    path: str
+    found: bool
+    text: str = ""
+
+
+SlurmRequest = (
+    Submit
+    | FindJobs
+    | JobInfo
+    | Cancel
+    | RaiseTimeLimit
+    | Discover
+    | HealthCheck
+    | SubmitBatch
+    | ReadOutput
+)
 
 # --- errors ------------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ import msgspec
 import trio
 import trio_asyncio
 
+from actors import metrics
 from actors.slurm.messages import CommandLost, SshUnavailable
 from runtime.policy import Backoff
 
@@ -167,6 +168,26 @@ class SshPool:
 
         Raises :class:`SshUnavailable` (never started) or :class:`CommandLost` (may have run).
         """
+        # metrics hook (issue 7): count every command by outcome and time it.
+        started = trio.current_time()
+        outcome = "lost"
+        try:
+            result = await self._run(user, command, stdin, timeout)
+            outcome = "ok" if result.ok else "exit_nonzero"
+            return result
+        except SshUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            metrics.observe_ssh_command(command, outcome, trio.current_time() - started)
+
+    async def _run(
+        self,
+        user: str,
+        command: str,
+        stdin: str | None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> CommandResult:
         deadline = trio.current_time() + timeout
         link = self._link(user)
         acquired = False

@@ -10,165 +10,37 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from actors.grid import JobStatus
 from testbed import market
 from testbed.env import TestbedEnv
-from testbed.grid import JobRequest, grid_addresses, submit_job
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Supervisor:
-    """A running ``grid-supervisor run`` process and what the test needs to watch it."""
-
-    def __init__(self, process: subprocess.Popen[bytes], state: Path, log: Path) -> None:
-        self.process = process
-        self.state = state
-        self.log = log
-
-    def tree(self) -> dict[str, Any]:
-        out = subprocess.run(
-            [sys.executable, "-m", "cli.main", "tree", "--json", "--state-dir", str(self.state)],
-            capture_output=True,
-            check=True,
-            cwd=REPO,
-        ).stdout
-        tree: dict[str, Any] = json.loads(out)
-        return tree
-
-    def node(self, name: str) -> dict[str, Any] | None:
-        def find(node: dict[str, Any]) -> dict[str, Any] | None:
-            if node["name"] == name:
-                return node
-            for child in node.get("children", []):
-                found = find(child)
-                if found is not None:
-                    return found
-            return None
-
-        return find(self.tree())
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except (subprocess.CalledProcessError, OSError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
-def supervisor_config(env: TestbedEnv, state: Path) -> dict[str, Any]:
-    """The testbed's own supervisor config, with a fresh state folder for this module."""
-    config: dict[str, Any] = yaml.safe_load(Path(env.supervisor_config).read_text())
-    config["state"]["folder"] = str(state)
-    config["log"]["level"] = "info"
-    return config
+from testbed.grid import grid_addresses
+from tests.integration.supervisor_harness import (
+    Supervisor,
+    chain_job,
+    scontrol,
+    submit,
+    wait_status,
+)
 
 
 @pytest.fixture(scope="module")
 def supervisor(
     testbed_env: TestbedEnv, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Supervisor]:
-    work = tmp_path_factory.mktemp("supervisor")
-    state = work / "state"
-    config_file = work / "config.yaml"
-    config_file.write_text(yaml.safe_dump(supervisor_config(testbed_env, state)))
-    log = work / "supervisor.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "run", "--config", str(config_file)],
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    running = Supervisor(process, state, log)
+    running = Supervisor(testbed_env, tmp_path_factory.mktemp("supervisor"))
     try:
-        registration = wait_for(
-            "the supervisor to register",
-            lambda: _registration_state(running),
-            timeout=60,
-        )
-        if registration != "claiming":
-            market.approve_provider(
-                testbed_env.chain.rpc_url,
-                grid_addresses(testbed_env),
-                admin_key=testbed_env.admin.key,
-                provider=testbed_env.provider.address,
-            )
-        wait_for("claiming", lambda: _registration_state(running) == "claiming", timeout=60)
-        yield running
+        yield running.start(timeout=60)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if process.returncode not in (0, -signal.SIGKILL):
-            print(log.read_text()[-5000:])
-
-
-def _registration_state(supervisor: Supervisor) -> str | None:
-    if supervisor.process.poll() is not None:
-        raise AssertionError(
-            f"the supervisor exited with {supervisor.process.returncode}:\n"
-            + supervisor.log.read_text()[-3000:]
-        )
-    node = supervisor.node("registration")
-    if node is None:
-        return None
-    state = node.get("info", {}).get("state", "")
-    return state if state == "claiming" or state.startswith("waiting") else None
-
-
-def chain_job(env: TestbedEnv, job_id: str) -> market.Job:
-    return market.get_job(env.chain.rpc_url, grid_addresses(env), job_id)
-
-
-def submit(env: TestbedEnv, tmp_path: Path, script: str, **request: Any) -> str:
-    path = tmp_path / "job.sh"
-    path.write_text(script)
-    return submit_job(env, path.read_bytes(), JobRequest(**request))
-
-
-def wait_status(env: TestbedEnv, job_id: str, statuses: set[JobStatus], timeout: float) -> Any:
-    return wait_for(
-        f"job {job_id} to reach {sorted(s.name for s in statuses)}",
-        lambda: (job := chain_job(env, job_id)).status in statuses and job,
-        timeout=timeout,
-    )
-
-
-def scontrol(job_id: str) -> dict[str, str]:
-    """The SLURM job named ``job_id`` (one-line scontrol form as a dict)."""
-    ids = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-n", job_id, "-o", "%i"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert len(ids) == 1, f"expected exactly one SLURM job named {job_id}, got {ids}"
-    line = subprocess.run(
-        ["scontrol", "show", "job", "-o", ids[0]], capture_output=True, text=True, check=True
-    ).stdout
-    return dict(re.findall(r"(\w+)=(\S*)", line))
+        code = running.stop()
+        if code not in (0, -signal.SIGKILL, None):
+            print(running.log_tail(5000))
 
 
 def test_job_runs_as_the_customer_and_finishes_on_chain(

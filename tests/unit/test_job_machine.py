@@ -13,6 +13,7 @@ from actors.job.machine import (
     CancelInSlurm,
     CancelRequested,
     ChainApplied,
+    ChainMovedOn,
     ChainRejected,
     Effect,
     Event,
@@ -20,6 +21,7 @@ from actors.job.machine import (
     FindInSlurm,
     FoundInSlurm,
     Job,
+    LostInSlurm,
     Phase,
     RaiseTimeLimit,
     Refuse,
@@ -31,6 +33,7 @@ from actors.job.machine import (
     Submit,
     SubmitRefused,
     Submitted,
+    TimeLimitSet,
     TopUpRequested,
     new_job,
     recover,
@@ -207,10 +210,96 @@ def test_cancel_before_submission_cancels_on_chain() -> None:
     assert effects[0].status is JobStatus.CANCELLED
 
 
-def test_top_up_raises_the_time_limit_of_a_submitted_job() -> None:
-    job = submitted()
-    _, effects = transition(job, TopUpRequested(15))
-    assert effects == [RaiseTimeLimit(42, 15)]
+def test_top_up_raises_the_time_limit_of_a_submitted_job_to_an_absolute_target() -> None:
+    job = submitted()  # claimed for 10 minutes
+    job, effects = transition(job, TopUpRequested(15))
+    assert effects == [RaiseTimeLimit(42, 25)] and job.limit_pending
+    job, effects = transition(job, TopUpRequested(5))  # a second top-up adds up
+    assert effects == [RaiseTimeLimit(42, 30)]
+    job, effects = transition(job, TimeLimitSet(ok=True, detail="25 -> 30 min"))
+    assert not job.limit_pending and effects == [] and job.time_limit_minutes == 30
+
+
+def test_top_up_before_submission_goes_into_sbatch() -> None:
+    job, _ = new_job(claim(minutes=10))
+    job, effects = transition(job, TopUpRequested(7))
+    assert effects == [] and not job.limit_pending
+    job, effects = transition(job, ScriptFetched("s"))
+    assert effects == [Submit("s", 17)]
+
+
+def test_top_up_during_submission_is_checked_once_submitted() -> None:
+    job, _ = new_job(claim(minutes=10))
+    job, _ = transition(job, ScriptFetched("s"))
+    job, effects = transition(job, TopUpRequested(5))
+    assert effects == [] and job.limit_pending
+    job, effects = transition(job, Submitted(8))
+    assert effects == [RaiseTimeLimit(8, 15)]
+
+
+@pytest.mark.parametrize("detail", ["the job has ended (COMPLETED)", "SLURM does not know it"])
+def test_a_time_limit_slurm_will_not_raise_is_not_retried(detail: str) -> None:
+    job, _ = transition(submitted(), TopUpRequested(3))
+    job, effects = transition(job, TimeLimitSet(ok=False, detail=detail))
+    assert not job.limit_pending and effects == [] and detail in job.history[-1][1]
+    assert recover(job)[1] == []
+
+
+def test_top_up_of_an_ending_job_changes_nothing() -> None:
+    job, _ = transition(submitted(), Reported(JobStatus.FAILED, 42, 1, 256))
+    assert transition(job, TopUpRequested(5)) == (job, [])
+
+
+def test_cancel_of_a_job_slurm_no_longer_knows_settles_cancelled_not_loops() -> None:
+    job, effects = transition(submitted(), CancelRequested())
+    assert effects == [CancelInSlurm(42)]
+    job, effects = transition(job, LostInSlurm("SLURM no longer knows SLURM job 42"))
+    assert job.phase is Phase.FAILING
+    assert effects == [
+        SendStatus(JobStatus.CANCELLED, 0, 0, "cancelled; SLURM no longer knows SLURM job 42")
+    ]
+    job, effects = transition(job, ChainApplied(JobStatus.CANCELLED))
+    assert job.phase is Phase.DONE and effects == []
+
+
+def test_a_job_slurm_certainly_lost_is_panicked() -> None:
+    _, effects = transition(submitted(), LostInSlurm("no job of that name"))
+    assert effects == [SendStatus(JobStatus.PANICKED, last_error="provider lost the job")]
+
+
+def test_lost_is_ignored_once_the_end_is_known() -> None:
+    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    job, _ = transition(job, Reported(JobStatus.FINISHED, 42, 3, 0))  # queued behind RUNNING
+    assert transition(job, LostInSlurm("gone")) == (job, [])
+    before_submission, _ = new_job(claim())
+    assert transition(before_submission, LostInSlurm("gone")) == (before_submission, [])
+
+
+def test_chain_moved_on_ends_the_job_and_cancels_what_runs() -> None:
+    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    job, _ = transition(job, ChainApplied(JobStatus.RUNNING))
+    job, effects = transition(job, ChainMovedOn(JobStatus.PANICKED, "panicked by the oracle"))
+    assert job.phase is Phase.DONE and effects == [CancelInSlurm(42)]
+    assert job.chain_status is JobStatus.PANICKED
+
+
+def test_chain_moved_on_during_submission_cancels_by_name() -> None:
+    job, _ = new_job(claim())
+    job, _ = transition(job, ScriptFetched("s"))
+    job, effects = transition(job, ChainMovedOn(JobStatus.CANCELLED))
+    assert job.phase is Phase.DONE and effects == [CancelInSlurm(None)]
+
+
+def test_chain_moved_on_before_submission_has_nothing_to_cancel() -> None:
+    job, _ = new_job(claim())
+    job, effects = transition(job, ChainMovedOn(JobStatus.PANICKED))
+    assert job.phase is Phase.DONE and effects == []
+
+
+def test_chain_holding_our_own_status_is_a_lost_receipt() -> None:
+    job, _ = transition(submitted(), Reported(JobStatus.CANCELLED, 42, 2, 0))
+    job, effects = transition(job, ChainMovedOn(JobStatus.CANCELLED))
+    assert job.phase is Phase.DONE and effects == []  # nothing to cancel: it was our report
 
 
 # --- the recovery table, row by row -----------------------------------------------------------
@@ -247,6 +336,20 @@ def test_recover_waiting_job_with_nothing_pending_waits(phase: Phase) -> None:
     assert recover(job) == (job, [])
 
 
+@pytest.mark.parametrize("phase", [Phase.SUBMITTED, Phase.RUNNING])
+def test_recover_cancels_again_when_a_cancel_was_asked(phase: Phase) -> None:
+    job, _ = transition(submitted(), CancelRequested())
+    job = msgspec.structs.replace(job, phase=phase)
+    assert recover(job)[1] == [CancelInSlurm(42)]
+
+
+@pytest.mark.parametrize("phase", [Phase.SUBMITTED, Phase.RUNNING])
+def test_recover_sets_a_pending_time_limit_again(phase: Phase) -> None:
+    job, _ = transition(submitted(), TopUpRequested(4))
+    job = msgspec.structs.replace(job, phase=phase)
+    assert recover(job)[1] == [RaiseTimeLimit(42, 14)]
+
+
 def test_recover_running_resends_a_pending_status() -> None:
     job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
     assert recover(job)[1] == [SendStatus(JobStatus.RUNNING)]
@@ -262,6 +365,14 @@ def test_recover_failing_resends_failed() -> None:
     effects = recover(job)[1]
     assert len(effects) == 1 and isinstance(effects[0], SendStatus)
     assert effects[0].status is JobStatus.FAILED
+
+
+def test_recover_failing_resends_a_cancellation() -> None:
+    job, _ = new_job(claim())
+    job, _ = transition(job, CancelRequested())
+    assert recover(job)[1] == [
+        SendStatus(JobStatus.CANCELLED, last_error="cancelled before submission")
+    ]
 
 
 def test_recover_refusing_refuses_again() -> None:
@@ -299,6 +410,9 @@ events: st.SearchStrategy[Event] = st.one_of(
     ),
     st.builds(CancelRequested),
     st.builds(TopUpRequested, st.integers(1, 5)),
+    st.builds(TimeLimitSet, st.booleans()),
+    st.builds(LostInSlurm, st.just("gone")),
+    st.builds(ChainMovedOn, statuses),
 )
 
 
@@ -314,8 +428,13 @@ def test_done_is_final_and_submit_needs_the_script(sequence: list[Event]) -> Non
         for effect in effects:
             if isinstance(effect, Submit):
                 assert job.phase is Phase.SUBMITTING and job.script == effect.script
-            if isinstance(effect, CancelInSlurm | RaiseTimeLimit):
+            if isinstance(effect, RaiseTimeLimit):
                 assert effect.slurm_job_id == job.slurm_job_id
+                assert effect.target_minutes == job.time_limit_minutes
+            if isinstance(effect, CancelInSlurm):
+                assert effect.slurm_job_id == job.slurm_job_id
+        # every record the machine makes survives the store's encoding
+        assert msgspec.json.decode(msgspec.json.encode(job), type=Job) == job
 
 
 @settings(max_examples=300, deadline=None)
@@ -327,7 +446,9 @@ def test_a_final_report_after_submission_is_always_sent(
     refused us for good (which ends the job)."""
     job = submitted()
     for event in noise:
-        if isinstance(event, Reported | ChainRejected | Submitted | FoundInSlurm):
+        if isinstance(
+            event, Reported | ChainRejected | ChainMovedOn | LostInSlurm | Submitted | FoundInSlurm
+        ):
             continue  # noise that cannot be a final report nor a refusal
         job, _ = transition(job, event)
     if job.phase is not Phase.SUBMITTED:

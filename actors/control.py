@@ -1,0 +1,375 @@
+"""The supervisor's control-socket commands beyond ``tree``: status, jobs, job, drain, resume.
+
+:func:`control_handlers` builds them from what the process already has (the tree's registry,
+the checkpoint store, the drain switch); ``actors.root.run_supervisor`` hands them to
+:func:`runtime.app.run_tree`, which serves them on ``<state>/control.sock`` for the command line
+(``grid-supervisor status | jobs | drain | resume``).
+
+=========  ======================  ==============================================================
+command    args                    answer
+=========  ======================  ==============================================================
+status     -                       registration and approval, chain connection and cursor, SSH
+                                   and SLURM health, jobs by phase, reports waiting for the
+                                   chain, drain state, last errors per actor
+jobs       ``phase`` (optional)    every job record in the store, one summary each
+job        ``job_id`` (a prefix    one job: its record with the phase history, its actor, its
+           is enough if unique)    state on chain (asked of the chain actor), its waiting reports
+drain      -                       turns the drain switch on, stops claiming (waits for claims in
+                                   flight), answers the drain state and the jobs still running
+resume     -                       turns the drain switch off; the registration actor turns
+                                   claiming back on once the provider is approved
+=========  ======================  ==============================================================
+
+Answers are plain JSON data. Reads of the registry and the actors' ``describe()`` are instant;
+the asks (SLURM health, on-chain state, stop claiming) have their own short deadlines, and a
+failing ask becomes an ``error`` field of the answer, not a failed command: an operator wants to
+see the rest of the status precisely when one part is broken. Nothing here touches a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import msgspec
+import trio
+
+from actors.callbacks import REPORTS_BOX, ReceivedReport
+from actors.chain.actor import CURSOR_KEY, CURSOR_NAMESPACE, ChainCursor
+from actors.chain.messages import ClaimingState, GetJob, StopClaiming
+from actors.chain.revert import ChainError
+from actors.drain import DrainSwitch
+from actors.grid import OnChainJob
+from actors.job.actor import JOBS_NAMESPACE, job_actor_name
+from actors.job.machine import Job, Phase
+from actors.slurm.messages import Health, HealthCheck, SlurmError
+from runtime.actor import Actor, ActorRef
+from runtime.control import ControlCommandError
+from runtime.errors import ActorSystemError, ErrorInfo
+from runtime.logs import bind
+from runtime.registry import ActorNode, Registry
+from runtime.store import Store, StoreError
+
+__all__ = [
+    "ControlHandlers",
+    "control_handlers",
+    "job_detail",
+    "job_summary",
+    "on_chain_view",
+    "resolve_job_id",
+]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+ControlHandlers = dict[str, Handler]
+
+#: Deadlines (seconds) of the asks behind the commands; the control server allows 30 s in all.
+SLURM_HEALTH_TIMEOUT = 8.0
+CHAIN_READ_TIMEOUT = 8.0
+STOP_CLAIMING_TIMEOUT = 20.0
+RESUME_WAIT = 3.0
+
+#: At most this many waiting reports are listed in ``status`` (the count is always exact).
+REPORTS_LISTED = 20
+
+
+# --- pure views ----------------------------------------------------------------------------------
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """One line's worth of a job record."""
+    last_phase, last_note = job.history[-1] if job.history else (job.phase.value, "")
+    return {
+        "job_id": job.job_id,
+        "phase": job.phase.value,
+        "slurm_job_id": job.slurm_job_id,
+        "chain_status": job.chain_status.name,
+        "customer": job.claim.customer,
+        "sending": job.sending.status.name if job.sending is not None else None,
+        "queued": job.queued.status.name if job.queued is not None else None,
+        "cancel_requested": job.cancel_requested,
+        "reason": job.reason,
+        "last": f"{last_phase}: {last_note}" if last_note else last_phase,
+    }
+
+
+def job_detail(job: Job) -> dict[str, Any]:
+    """Everything the record holds, the script itself left out (only its size)."""
+    detail = job_summary(job)
+    detail.update(
+        max_duration_minute=job.claim.max_duration_minute,
+        claim_block=job.claim.block_number,
+        definition=msgspec.to_builtins(job.claim.definition),
+        script_bytes=len(job.script.encode()) if job.script is not None else None,
+        history=[{"phase": phase, "note": note} for phase, note in job.history],
+    )
+    return detail
+
+
+def on_chain_view(job: OnChainJob) -> dict[str, Any]:
+    """The chain's record of a job, with its status by name."""
+    view: dict[str, Any] = msgspec.to_builtins(job)
+    view["status"] = job.status.name
+    return view
+
+
+def resolve_job_id(wanted: str, known: Iterable[str]) -> str:
+    """The one known job id that ``wanted`` names (whole, or a unique prefix, any case).
+
+    Raises :class:`ControlCommandError` when none or several match."""
+    text = wanted.strip().lower()
+    if not text.startswith("0x") or len(text) < 3:
+        raise ControlCommandError(f"not a job id: {wanted[:80]!r} (expected 0x + hex digits)")
+    ids = sorted(known)
+    if text in ids:
+        return text
+    matches = [job_id for job_id in ids if job_id.startswith(text)]
+    if not matches:
+        raise ControlCommandError(f"no job {text} in the store")
+    if len(matches) > 1:
+        raise ControlCommandError(f"{text} is ambiguous: {len(matches)} jobs start with it")
+    return matches[0]
+
+
+def _error_text(error: ErrorInfo | None) -> str | None:
+    return None if error is None else f"{error.type}: {error.message}"
+
+
+def _walk(node: ActorNode) -> Iterable[ActorNode]:
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+# --- the handlers --------------------------------------------------------------------------------
+
+
+class _Commands:
+    """The handlers, sharing the registry, the store and the drain switch."""
+
+    def __init__(self, registry: Registry, store: Store, drain: DrainSwitch, root: str) -> None:
+        self.registry = registry
+        self.store = store
+        self.drain = drain
+        self.root = root
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _describe(self, name: str) -> dict[str, str] | None:
+        instance = self.registry.whereis(name)
+        if instance is None:
+            return None
+        try:
+            return instance.describe()
+        except Exception as exc:
+            return {"describe_error": f"{type(exc).__name__}: {exc}"}
+
+    def _state(self, name: str) -> str:
+        entry = self.registry.lookup(name)
+        return entry.state.value if entry is not None else "absent"
+
+    async def _jobs(self) -> list[tuple[str, Job]]:
+        try:
+            return await self.store.items(JOBS_NAMESPACE, Job)
+        except StoreError as exc:
+            raise ControlCommandError(f"cannot read the job records: {exc}") from None
+
+    def _last_errors(self) -> list[dict[str, str]]:
+        """Per actor: the error it last crashed with, and the last one it answered."""
+        found: list[dict[str, str]] = []
+        for tree in self.registry.snapshot():
+            for node in _walk(tree):
+                crashed = _error_text(node.last_error)
+                if crashed:
+                    found.append({"actor": node.name, "kind": "crash", "error": crashed})
+                instance = self.registry.whereis(node.name)
+                if isinstance(instance, Actor):
+                    answered = _error_text(instance.statistics().last_error)
+                    if answered and answered != crashed:
+                        found.append({"actor": node.name, "kind": "answered", "error": answered})
+        return found
+
+    async def _slurm_health(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {"actor": self._state("slurm")}
+        facts.update(self._describe("slurm") or {})
+        slurm: ActorRef[HealthCheck, Health] = ActorRef(self.registry, "slurm")
+        try:
+            health = await slurm.ask(HealthCheck(), timeout=SLURM_HEALTH_TIMEOUT)
+        except (ActorSystemError, SlurmError) as exc:
+            facts.update(healthy=False, detail=f"{type(exc).__name__}: {exc}")
+            return facts
+        facts.update(
+            healthy=health.ok,
+            detail=health.detail,
+            latency_ms=round(health.latency_seconds * 1000, 1),
+        )
+        return facts
+
+    async def _chain_facts(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {"actor": self._state("chain")}
+        facts.update(self._describe("chain") or {})
+        try:
+            saved = await self.store.get(CURSOR_NAMESPACE, CURSOR_KEY, ChainCursor)
+        except StoreError as exc:
+            facts["saved_cursor_error"] = str(exc)
+        else:
+            facts["saved_cursor_block"] = saved.block if saved is not None else None
+        return facts
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def status(self, _args: dict[str, Any]) -> dict[str, Any]:
+        jobs = await self._jobs()
+        by_phase = dict.fromkeys((phase.value for phase in Phase), 0)
+        for _key, job in jobs:
+            by_phase[job.phase.value] += 1
+        try:
+            waiting = await self.store.count(REPORTS_BOX)
+            listed = await self.store.pending(REPORTS_BOX, ReceivedReport, limit=REPORTS_LISTED)
+        except StoreError as exc:
+            raise ControlCommandError(f"cannot read the reports inbox: {exc}") from None
+        root = self.registry.lookup(self.root)
+        registration: dict[str, Any] = {"actor": self._state("registration")}
+        registration.update(self._describe("registration") or {})
+        return {
+            "tree": {
+                "state": root.state.value if root is not None else "absent",
+                "restarts": root.restarts if root is not None else 0,
+            },
+            "drain": {"drained": self.drain.drained, "since": self.drain.state.since},
+            "registration": registration,
+            "chain": await self._chain_facts(),
+            "slurm": await self._slurm_health(),
+            "callbacks": {"actor": self._state("callbacks"), **(self._describe("callbacks") or {})},
+            "jobs": {
+                "total": len(jobs),
+                "live": len(jobs) - by_phase["DONE"],
+                "by_phase": by_phase,
+            },
+            "reports_waiting": {
+                "count": waiting,
+                "first": [
+                    {
+                        "job_id": report.job_id,
+                        "slurm_job_id": report.slurm_job_id,
+                        "status": report.status.name,
+                    }
+                    for _key, report in listed
+                ],
+            },
+            "last_errors": self._last_errors(),
+        }
+
+    async def jobs(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        wanted = str(args.get("phase") or "").upper()
+        if wanted and wanted not in Phase.__members__:
+            known = ", ".join(Phase.__members__)
+            raise ControlCommandError(f"unknown phase {wanted[:40]!r} (known: {known})")
+        rows = []
+        for _key, job in await self._jobs():
+            if wanted and job.phase.value != wanted:
+                continue
+            row = job_summary(job)
+            row["actor"] = self._state(job_actor_name(job.job_id))
+            rows.append(row)
+        # Live jobs first (in phase order), settled ones after.
+        order = {phase.value: index for index, phase in enumerate(Phase)}
+        rows.sort(key=lambda row: (row["phase"] == "DONE", order[row["phase"]], row["job_id"]))
+        return rows
+
+    async def job(self, args: dict[str, Any]) -> dict[str, Any]:
+        records = dict(await self._jobs())
+        job_id = resolve_job_id(str(args.get("job_id") or ""), records)
+        record = records[job_id]
+        detail = job_detail(record)
+        name = job_actor_name(job_id)
+        detail["actor"] = {"state": self._state(name), **(self._describe(name) or {})}
+        chain: ActorRef[GetJob, OnChainJob | None] = ActorRef(self.registry, "chain")
+        try:
+            on_chain = await chain.ask(GetJob(job_id), timeout=CHAIN_READ_TIMEOUT)
+        except (ActorSystemError, ChainError, ValueError) as exc:
+            detail["on_chain"] = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            detail["on_chain"] = on_chain_view(on_chain) if on_chain is not None else None
+        try:
+            pending = await self.store.pending(REPORTS_BOX, ReceivedReport)
+        except StoreError as exc:
+            detail["reports_error"] = str(exc)
+        else:
+            detail["reports_waiting"] = [
+                {
+                    "slurm_job_id": report.slurm_job_id,
+                    "status": report.status.name,
+                    "duration_seconds": report.duration_seconds,
+                    "exit_code": report.exit_code,
+                    "authenticated": report.authenticated,
+                }
+                for _key, report in pending
+                if report.job_id == job_id
+            ]
+        return detail
+
+    async def drain_on(self, _args: dict[str, Any]) -> dict[str, Any]:
+        was = self.drain.drained
+        state = await self.drain.set(True)
+        if not was:
+            log.warning("drained by the operator: no new claims; running jobs finish")
+        answer: dict[str, Any] = {"drained": True, "since": state.since, "was_drained": was}
+        chain: ActorRef[StopClaiming, ClaimingState] = ActorRef(self.registry, "chain")
+        try:
+            reply = await chain.ask(StopClaiming(), timeout=STOP_CLAIMING_TIMEOUT)
+        except ActorSystemError as exc:
+            # No chain actor running means nothing claims; a new one starts with claiming off
+            # and the registration actor will not turn it on while drained.
+            answer["claiming"] = f"off (chain actor: {exc})"
+        else:
+            answer["claiming"] = "on" if reply.claiming else "off"
+        live = [job for _key, job in await self._jobs() if job.phase is not Phase.DONE]
+        answer["live_jobs"] = len(live)
+        return answer
+
+    async def resume(self, _args: dict[str, Any]) -> dict[str, Any]:
+        was = self.drain.drained
+        state = await self.drain.set(False)
+        if was:
+            log.warning("resumed by the operator: claiming once approved")
+        # The registration actor wakes on the change and turns claiming on if approved.
+        with trio.move_on_after(RESUME_WAIT):
+            # The chain actor has no event for it: poll briefly.
+            while (self._describe("chain") or {}).get("claiming") != "on":  # noqa: ASYNC110
+                await trio.sleep(0.1)
+        registration = self._describe("registration") or {}
+        return {
+            "drained": False,
+            "since": state.since,
+            "was_drained": was,
+            "claiming": (self._describe("chain") or {}).get("claiming", "unknown"),
+            "approval": registration.get("approval", "unknown"),
+        }
+
+
+def control_handlers(
+    registry: Registry, store: Store, drain: DrainSwitch, *, root: str = "root"
+) -> ControlHandlers:
+    """The commands of the module docstring, for ``run_tree(control_handlers=...)``."""
+    commands = _Commands(registry, store, drain, root)
+    handlers: dict[str, Handler] = {
+        "status": commands.status,
+        "jobs": commands.jobs,
+        "job": commands.job,
+        "drain": commands.drain_on,
+        "resume": commands.resume,
+    }
+    return {name: _tagged(handler) for name, handler in handlers.items()}
+
+
+def _tagged(handler: Handler) -> Handler:
+    """Log lines written while answering name their source: ``actor=control``."""
+
+    async def tagged(args: dict[str, Any]) -> Any:
+        with bind(actor="control"):
+            return await handler(args)
+
+    return tagged

@@ -1,0 +1,462 @@
+"""ReaperActor (``"reaper"``): reconciles the store, SLURM and the chain for every live job.
+
+Reporters can be down, reports can be lost, the supervisor can die between any two steps. The
+reaper does not trust any one of them: at start (a few seconds after the tree is up) and then
+every ``interval`` seconds it takes the **live jobs from the store** (records not DONE: never a
+scan of the chain from block 0), asks SLURM (``FindJobs``: ``squeue -t all`` by job name, plus
+``sacct`` when accounting is on) and the chain (``jobs.get``) about each, and settles every
+difference by an explicit rule, :func:`reconcile` (pure; tested row by row in
+``tests/unit/test_reaper.py``):
+
+===================================================  =========================================
+what the three say                                   action
+===================================================  =========================================
+chain: the job is assigned to another provider       tell ``ChainMovedOn``: DONE, scancel
+chain: a cold status (panicked by the oracle, ...)   tell ``ChainMovedOn``: DONE (our own
+                                                     status: the lost receipt; else scancel)
+SLURM: our SLURM job has ended                       tell its final report (state, duration,
+                                                     exit code recovered from SLURM)
+SLURM: started, store still SUBMITTED, nothing       tell RUNNING (the prolog report was lost)
+being sent
+SLURM: not ended, a cancel was asked                 tell ``CancelRequested`` (scancel again)
+SLURM answered: no job of that name in any state     remember since when; after ``lost_grace``
+                                                     seconds, with no report waiting in the
+                                                     inbox: tell ``LostInSlurm`` (PANICKED, or
+                                                     CANCELLED if the customer asked)
+SLURM could not be asked (SSH down, timeout)         nothing: unknown is not lost
+chain could not be asked                             SLURM's rules only
+anything else                                        nothing
+===================================================  =========================================
+
+The chain rules come first; SLURM's rules apply to jobs in SUBMITTED or RUNNING (earlier phases
+belong to the job's own recovery, later ones are already sending their final status). Each
+action is a machine event told to the job's actor through the dispatcher (:class:`Reconcile`),
+so the job's state machine, not the reaper, decides: a late or duplicate finding changes
+nothing. A live job without a finding is still named to the dispatcher, which starts its actor
+if it is not running (a live job whose actor is gone would make no progress).
+
+Also on each sweep: reports in the ``"reports"`` inbox for jobs we do not have (or that are
+settled) are dropped with a log line; and at start, the transactions the previous process left
+pending are re-checked by hash and nonce (:mod:`actors.chain.pending`), then again on each sweep
+until each is settled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import msgspec
+import trio
+
+from actors.callbacks import REPORTS_BOX, ReceivedReport
+from actors.chain.messages import GetJob
+from actors.chain.pending import StoredTransaction, StorePendingLog, recheck_pending
+from actors.chain.revert import ChainError
+from actors.chain.rpc import HttpRpc
+from actors.grid import JobStatus, OnChainJob
+from actors.job.actor import JOBS_NAMESPACE
+from actors.job.evidence import STARTED_STATES, ended_report
+from actors.job.machine import (
+    IN_SLURM,
+    CancelRequested,
+    ChainMovedOn,
+    Event,
+    Job,
+    LostInSlurm,
+    Phase,
+    Reported,
+)
+from actors.job.supervisor import Accepted, Reconcile
+from actors.slurm.messages import FindJobs, SlurmError, SlurmJob
+from runtime.actor import Actor
+from runtime.errors import ActorSystemError
+from runtime.store import Store
+
+__all__ = [
+    "ChainAnswer",
+    "ChainUnknown",
+    "Missing",
+    "ReaperActor",
+    "ReaperSettings",
+    "SlurmAnswer",
+    "SlurmUnknown",
+    "Sweep",
+    "SweepReport",
+    "Tell",
+    "provider_address",
+    "reconcile",
+    "settings_from_environment",
+]
+
+log = logging.getLogger(__name__)
+
+# --- what each side says ------------------------------------------------------------------------
+
+
+class SlurmAnswer(msgspec.Struct, frozen=True):
+    """SLURM answered: every SLURM job with our job's name, in any state (maybe none)."""
+
+    jobs: tuple[SlurmJob, ...]
+
+
+class SlurmUnknown(msgspec.Struct, frozen=True):
+    """SLURM could not be asked (SSH down, a timeout, a command lost): nothing is known."""
+
+    reason: str
+
+
+class ChainAnswer(msgspec.Struct, frozen=True):
+    """The chain's record of the job (None: the chain does not know it)."""
+
+    job: OnChainJob | None
+
+
+class ChainUnknown(msgspec.Struct, frozen=True):
+    reason: str
+
+
+SlurmView = SlurmAnswer | SlurmUnknown
+ChainView = ChainAnswer | ChainUnknown
+
+# --- what to do ---------------------------------------------------------------------------------
+
+
+class Tell(msgspec.Struct, frozen=True):
+    """Tell the job's actor ``event``."""
+
+    event: Event
+
+
+class Missing(msgspec.Struct, frozen=True):
+    """SLURM knows no job of ours yet; remember since when (not lost yet)."""
+
+
+Action = Tell | Missing
+
+
+def reconcile(
+    job: Job,
+    slurm: SlurmView,
+    chain: ChainView,
+    *,
+    provider: str,
+    missing_for: float | None,
+    lost_grace: float,
+    report_waiting: bool,
+) -> list[Action]:
+    """The actions that settle the differences between ``job`` (the store's record), what SLURM
+    and the chain say (see the module's table).
+
+    ``missing_for``: seconds since SLURM was first seen knowing no job of ours (None: it knew
+    one at the last look). ``report_waiting``: a report for the job waits in the inbox.
+    """
+    if job.phase is Phase.DONE:
+        return []
+    if isinstance(chain, ChainAnswer) and chain.job is not None:
+        on_chain = chain.job
+        if on_chain.provider.lower() != provider.lower():
+            return [Tell(ChainMovedOn(on_chain.status, "assigned to another provider"))]
+        if on_chain.status.is_cold:
+            return [Tell(ChainMovedOn(on_chain.status, _cold_note(on_chain)))]
+    if job.phase not in IN_SLURM or job.slurm_job_id is None or isinstance(slurm, SlurmUnknown):
+        return []
+    ours = [found for found in slurm.jobs if found.slurm_job_id == job.slurm_job_id]
+    if not ours:
+        if slurm.jobs:
+            return []  # other SLURM jobs by that name, not ours: the reporters' business
+        if report_waiting:
+            return []  # the job's actor has a report to act on first
+        if missing_for is not None and missing_for >= lost_grace:
+            return [Tell(LostInSlurm(f"SLURM knows no job named {job.job_id} in any state"))]
+        return [Missing()]
+    found = ours[-1]
+    if found.has_ended:
+        return [Tell(ended_report(found))]
+    if job.cancel_requested:
+        return [Tell(CancelRequested())]
+    if found.state in STARTED_STATES and job.phase is Phase.SUBMITTED and job.sending is None:
+        return [Tell(Reported(JobStatus.RUNNING, found.slurm_job_id))]
+    return []
+
+
+def _cold_note(on_chain: OnChainJob) -> str:
+    note = f"settled on chain as {on_chain.status.name}"
+    return f"{note} ({on_chain.last_error})" if on_chain.last_error else note
+
+
+# --- the actor ----------------------------------------------------------------------------------
+
+
+class ReaperSettings(msgspec.Struct, frozen=True):
+    """Timings of the reaper (seconds)."""
+
+    interval: float = 60.0
+    first_sweep_after: float = 2.0
+    lost_grace: float = 600.0
+    """How long SLURM must keep saying it knows no job of ours before the job is lost."""
+    ask_timeout: float = 60.0
+    concurrency: int = 16
+
+
+class Sweep(msgspec.Struct, frozen=True):
+    """Ask the reaper to reconcile every live job now; replies :class:`SweepReport`."""
+
+
+class SweepReport(msgspec.Struct, frozen=True):
+    live: int = 0
+    told: int = 0
+    missing: int = 0
+    lost: int = 0
+    slurm_unknown: int = 0
+    chain_unknown: int = 0
+    dropped_reports: int = 0
+    pending_transactions: int = 0
+    seconds: float = 0.0
+
+
+class ReaperActor(Actor[Sweep, SweepReport]):
+    """See the module docstring. Talks to "slurm", "chain" and "jobs"; holds no durable state
+    of its own (what it finds, the job actors persist)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        provider: str,
+        rpc_url: str | None = None,
+        settings: ReaperSettings | None = None,
+        name: str = "reaper",
+        slurm_name: str = "slurm",
+        chain_name: str = "chain",
+        jobs_name: str = "jobs",
+    ) -> None:
+        super().__init__(name)
+        self.settings = settings or ReaperSettings()
+        self._store = store
+        self._provider = provider.lower()
+        self._rpc_url = rpc_url
+        self._slurm_name = slurm_name
+        self._chain_name = chain_name
+        self._jobs_name = jobs_name
+        self._missing_since: dict[str, float] = {}
+        self._pending_log = StorePendingLog(store)
+        self._pending_left: list[StoredTransaction] | None = None
+        self._sweep_lock = trio.Lock()
+        self._sweeps = 0
+        self._last: SweepReport | None = None
+
+    def describe(self) -> dict[str, str]:
+        info = {"sweeps": str(self._sweeps), "interval": f"{self.settings.interval:g} s"}
+        last = self._last
+        if last is not None:
+            info["last"] = (
+                f"{last.live} live, told {last.told}, missing {last.missing}, lost {last.lost}, "
+                f"unknown slurm {last.slurm_unknown} chain {last.chain_unknown}"
+            )
+        return info
+
+    async def started(self) -> None:
+        self.spawn(self._periodically)
+
+    async def handle(self, message: Sweep) -> SweepReport:
+        return await self.sweep()
+
+    async def _periodically(self) -> None:
+        await trio.sleep(self.settings.first_sweep_after)
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # a sweep that fails must not take the tree down: next sweep
+                log.exception("reaper: sweep failed")
+            await trio.sleep(self.settings.interval)
+
+    async def sweep(self) -> SweepReport:
+        """Reconcile every live job once (one sweep at a time)."""
+        async with self._sweep_lock:
+            began = trio.current_time()
+            pending = await self._recheck_transactions()
+            live = [
+                (job_id, job)
+                for job_id, job in await self._store.items(JOBS_NAMESPACE, Job)
+                if job.phase is not Phase.DONE
+            ]
+            dropped, waiting = await self._drop_strays({job_id for job_id, _ in live})
+            counts = dict.fromkeys(("told", "missing", "lost", "slurm_unknown", "chain_unknown"), 0)
+            limit = trio.Semaphore(self.settings.concurrency)
+            async with trio.open_nursery() as nursery:
+                for job_id, job in live:
+                    nursery.start_soon(self._one, job, job_id in waiting, counts, limit)
+            live_ids = {job_id for job_id, _ in live}
+            for job_id in list(self._missing_since):
+                if job_id not in live_ids:
+                    del self._missing_since[job_id]
+            report = SweepReport(
+                live=len(live),
+                dropped_reports=dropped,
+                pending_transactions=pending,
+                seconds=trio.current_time() - began,
+                **counts,
+            )
+            self._sweeps += 1
+            self._last = report
+            if report.told or report.lost or report.dropped_reports:
+                log.info("reaper: %s", report)
+            return report
+
+    async def _one(
+        self, job: Job, report_waiting: bool, counts: dict[str, int], limit: trio.Semaphore
+    ) -> None:
+        async with limit:
+            slurm, chain = await self._views(job)
+        counts["slurm_unknown"] += isinstance(slurm, SlurmUnknown)
+        counts["chain_unknown"] += isinstance(chain, ChainUnknown)
+        now = trio.current_time()
+        since = self._missing_since.get(job.job_id)
+        actions = reconcile(
+            job,
+            slurm,
+            chain,
+            provider=self._provider,
+            missing_for=None if since is None else now - since,
+            lost_grace=self.settings.lost_grace,
+            report_waiting=report_waiting,
+        )
+        if not any(isinstance(action, Tell) for action in actions):
+            await self._tell(job.job_id, None)  # a live job's actor must run: start it if not
+        missing = any(isinstance(action, Missing) for action in actions)
+        if not missing and isinstance(slurm, SlurmAnswer):  # only SLURM's answer clears it
+            self._missing_since.pop(job.job_id, None)
+        for action in actions:
+            if isinstance(action, Missing):
+                self._missing_since.setdefault(job.job_id, now)
+                counts["missing"] += 1
+                log.warning("reaper: SLURM knows no job named %s (not lost yet)", job.job_id)
+                continue
+            counts["told"] += 1
+            if isinstance(action.event, LostInSlurm):
+                counts["lost"] += 1
+                log.error("reaper: %s: %s", job.job_id, action.event.reason)
+            await self._tell(job.job_id, action.event)
+
+    async def _views(self, job: Job) -> tuple[SlurmView, ChainView]:
+        slurm: SlurmView = SlurmUnknown("not asked")
+        chain: ChainView = ChainUnknown("not asked")
+
+        async def ask_slurm() -> None:
+            nonlocal slurm
+            if job.phase not in IN_SLURM:
+                return
+            try:
+                found = await self.ref(self._slurm_name).ask(
+                    FindJobs(job.job_id), timeout=self.settings.ask_timeout
+                )
+            except (SlurmError, ActorSystemError) as exc:
+                slurm = SlurmUnknown(f"{type(exc).__name__}: {exc}")
+                return
+            slurm = SlurmAnswer(tuple(j for j in found if isinstance(j, SlurmJob)))
+
+        async def ask_chain() -> None:
+            nonlocal chain
+            try:
+                on_chain = await self.ref(self._chain_name).ask(
+                    GetJob(job.job_id), timeout=self.settings.ask_timeout
+                )
+            except (ChainError, ActorSystemError, ValueError) as exc:
+                chain = ChainUnknown(f"{type(exc).__name__}: {exc}")
+                return
+            chain = ChainAnswer(on_chain if isinstance(on_chain, OnChainJob) else None)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask_slurm)
+            nursery.start_soon(ask_chain)
+        return slurm, chain
+
+    async def _tell(self, job_id: str, event: Event | None) -> None:
+        try:
+            answer = await self.ref(self._jobs_name).ask(
+                Reconcile(job_id, event), timeout=self.settings.ask_timeout
+            )
+        except ActorSystemError as exc:
+            log.info("reaper: cannot tell %s now (%s); next sweep", job_id, exc)
+            return
+        if isinstance(answer, Accepted) and not answer.accepted and event is not None:
+            log.info("reaper: %s not taken: %s", job_id, answer.reason)
+
+    async def _drop_strays(self, live: set[str]) -> tuple[int, set[str]]:
+        """Ack inbox reports of jobs we do not have or that are settled (logged); returns how
+        many and the live jobs that have a report waiting."""
+        stray: list[tuple[str, ReceivedReport]] = []
+        waiting: set[str] = set()
+        for key, report in await self._store.pending(REPORTS_BOX, ReceivedReport):
+            if report.job_id in live:
+                waiting.add(report.job_id)
+            else:
+                stray.append((key, report))
+        for key, report in stray:
+            known = await self._store.get(JOBS_NAMESPACE, report.job_id, Job)
+            why = "a job we do not have" if known is None else "a settled job"
+            log.warning(
+                "reaper: dropped a %s report for %s (SLURM job %d, authenticated %s)",
+                report.status.name,
+                why,
+                report.slurm_job_id,
+                report.authenticated,
+            )
+            await self._store.ack(REPORTS_BOX, key)
+        return len(stray), waiting
+
+    async def _recheck_transactions(self) -> int:
+        """Re-check what the previous process left pending (then what is still waiting)."""
+        if self._rpc_url is None:
+            return 0
+        if self._pending_left is None:  # first sweep: the previous process's transactions
+            self._pending_left = await self._pending_log.pending()
+        if not self._pending_left:
+            return 0
+        rpc = HttpRpc(self._rpc_url)
+        try:
+            outcome, self._pending_left = await recheck_pending(
+                self._pending_log, rpc, self._provider, only=self._pending_left
+            )
+        finally:
+            await rpc.aclose()
+        log.info("reaper: pending transactions of an earlier run: %s", outcome)
+        return len(self._pending_left)
+
+
+REAPER_ENVIRONMENT = {
+    "interval": "GRID_REAPER_INTERVAL",
+    "first_sweep_after": "GRID_REAPER_FIRST_SWEEP",
+    "lost_grace": "GRID_REAPER_LOST_GRACE",
+}
+"""Environment variables overriding :class:`ReaperSettings` (seconds), until the configuration
+schema has a ``reaper`` section."""
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> ReaperSettings:
+    """:class:`ReaperSettings` with the overrides of :data:`REAPER_ENVIRONMENT` that are set
+    (a value that is not a positive number is ignored, with a warning)."""
+    changes: dict[str, float] = {}
+    for field, variable in REAPER_ENVIRONMENT.items():
+        text = environ.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            log.warning(
+                "reaper: %s=%r is not a positive number of seconds; ignored", variable, text
+            )
+            continue
+        changes[field] = value
+    return msgspec.structs.replace(ReaperSettings(), **changes)
+
+
+def provider_address(private_key: bytes) -> str:
+    """The lowercase address of the wallet (the provider the chain's jobs must name)."""
+    from eth_account import Account
+
+    return str(Account.from_key(private_key).address).lower()

@@ -1,0 +1,252 @@
+"""The reaper's rules (:func:`actors.reaper.reconcile`), row by row, and its settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+import pytest
+
+from actors.grid import ClaimedJob, JobDefinition, JobStatus, OnChainJob
+from actors.job.machine import (
+    CancelRequested,
+    ChainApplied,
+    ChainMovedOn,
+    Job,
+    LostInSlurm,
+    Phase,
+    Reported,
+    ScriptFetched,
+    Submitted,
+    new_job,
+    transition,
+)
+from actors.reaper import (
+    ChainAnswer,
+    ChainUnknown,
+    Missing,
+    ReaperSettings,
+    SlurmAnswer,
+    SlurmUnknown,
+    Tell,
+    reconcile,
+    settings_from_environment,
+)
+from actors.slurm.messages import SlurmJob
+
+JOB_ID = "0x" + "cd" * 32
+PROVIDER = "0x" + "22" * 20
+OTHER = "0x" + "33" * 20
+DEFINITION = JobDefinition(gpus=0, mem_per_cpu=100, cpus_per_task=1, ntasks=1,
+                           batch_location_hash="h")  # fmt: skip
+GRACE = 600.0
+
+
+def claimed() -> Job:
+    claim = ClaimedJob(JOB_ID, "0x" + "11" * 20, PROVIDER, 10, DEFINITION)
+    return new_job(claim)[0]
+
+
+def submitted() -> Job:
+    job, _ = transition(claimed(), ScriptFetched("s"))
+    return transition(job, Submitted(42))[0]
+
+
+def running() -> Job:
+    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    return transition(job, ChainApplied(JobStatus.RUNNING))[0]
+
+
+def on_chain(status: JobStatus, provider: str = PROVIDER, last_error: str = "") -> ChainAnswer:
+    return ChainAnswer(
+        OnChainJob(
+            job_id=JOB_ID, status=status, customer="0x" + "11" * 20, provider=provider,
+            definition=DEFINITION, max_cost=1, final_cost=0, start=0, end=0, job_name="t",
+            has_cancel_request=False, last_error=last_error, exit_code=0,
+        )
+    )  # fmt: skip
+
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
+
+
+def slurm(state: str, slurm_id: int = 42, *, seconds: int = 150, exit_raw: int = 0) -> SlurmJob:
+    ended = state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL")
+    return SlurmJob(
+        slurm_job_id=slurm_id,
+        name=JOB_ID,
+        state=state,
+        exit_code_raw=exit_raw,
+        start=T0 if state != "PENDING" else None,
+        end=T0 + dt.timedelta(seconds=seconds) if ended else None,
+        elapsed_seconds=seconds,
+    )
+
+
+def decide(
+    job: Job,
+    slurm_view: SlurmAnswer | SlurmUnknown,
+    chain_view: ChainAnswer | ChainUnknown,
+    *,
+    missing_for: float | None = None,
+    report_waiting: bool = False,
+) -> list[Tell | Missing]:
+    return reconcile(
+        job,
+        slurm_view,
+        chain_view,
+        provider=PROVIDER,
+        missing_for=missing_for,
+        lost_grace=GRACE,
+        report_waiting=report_waiting,
+    )
+
+
+# --- chain rules (first) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job", [claimed(), submitted(), running()], ids=lambda j: j.phase.value)
+def test_a_job_assigned_to_another_provider_is_not_ours_any_more(job: Job) -> None:
+    actions = decide(job, SlurmAnswer(()), on_chain(JobStatus.PENDING, provider=OTHER))
+    assert actions == [Tell(ChainMovedOn(JobStatus.PENDING, "assigned to another provider"))]
+
+
+@pytest.mark.parametrize(
+    "status", [JobStatus.PANICKED, JobStatus.CANCELLED, JobStatus.FINISHED, JobStatus.FAILED]
+)
+def test_a_job_cold_on_chain_is_settled_whatever_slurm_says(status: JobStatus) -> None:
+    actions = decide(running(), SlurmAnswer((slurm("RUNNING"),)), on_chain(status, last_error="x"))
+    assert actions == [Tell(ChainMovedOn(status, f"settled on chain as {status.name} (x)"))]
+
+
+def test_the_chain_rule_applies_before_submission_too() -> None:
+    actions = decide(claimed(), SlurmUnknown("ssh down"), on_chain(JobStatus.PANICKED))
+    assert actions == [Tell(ChainMovedOn(JobStatus.PANICKED, "settled on chain as PANICKED"))]
+
+
+def test_hot_on_chain_and_unknown_chain_leave_slurm_rules_alone() -> None:
+    ended = SlurmAnswer((slurm("COMPLETED", seconds=200),))
+    expected = [Tell(Reported(JobStatus.FINISHED, 42, 3, 0))]
+    assert decide(running(), ended, on_chain(JobStatus.RUNNING)) == expected
+    assert decide(running(), ended, ChainUnknown("rpc down")) == expected
+    assert decide(running(), ended, ChainAnswer(None)) == expected
+
+
+# --- SLURM rules ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "exit_raw"),
+    [
+        ("COMPLETED", JobStatus.FINISHED, 0),
+        ("FAILED", JobStatus.FAILED, 3 << 8),
+        ("TIMEOUT", JobStatus.OUT_OF_CREDITS, 0),
+        ("CANCELLED", JobStatus.CANCELLED, 15),
+        ("NODE_FAIL", JobStatus.FINISHED, 0),
+    ],
+)
+@pytest.mark.parametrize("make", [submitted, running], ids=["SUBMITTED", "RUNNING"])
+def test_an_end_slurm_knows_is_recovered_with_its_duration_and_exit_code(
+    make: object, state: str, status: JobStatus, exit_raw: int
+) -> None:
+    assert callable(make)
+    job: Job = make()
+    view = SlurmAnswer((slurm(state, seconds=185, exit_raw=exit_raw),))
+    assert decide(job, view, on_chain(JobStatus.RUNNING)) == [
+        Tell(Reported(status, 42, 3, exit_raw))
+    ]
+
+
+def test_a_started_job_whose_running_report_was_lost_gets_running() -> None:
+    view = SlurmAnswer((slurm("RUNNING"),))
+    assert decide(submitted(), view, on_chain(JobStatus.SCHEDULED)) == [
+        Tell(Reported(JobStatus.RUNNING, 42))
+    ]
+    # RUNNING already on chain, or on its way: nothing to tell
+    assert decide(running(), view, on_chain(JobStatus.RUNNING)) == []
+    sending, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    assert decide(sending, view, on_chain(JobStatus.SCHEDULED)) == []
+
+
+def test_a_job_waiting_in_slurm_is_left_alone() -> None:
+    assert (
+        decide(submitted(), SlurmAnswer((slurm("PENDING"),)), on_chain(JobStatus.SCHEDULED)) == []
+    )
+
+
+def test_a_cancel_slurm_has_not_honoured_is_asked_again() -> None:
+    job, _ = transition(running(), CancelRequested())
+    for state in ("RUNNING", "PENDING"):
+        assert decide(job, SlurmAnswer((slurm(state),)), on_chain(JobStatus.RUNNING)) == [
+            Tell(CancelRequested())
+        ]
+
+
+def test_slurm_that_cannot_be_asked_is_never_a_lost_job() -> None:
+    for missing_for in (None, 0.0, GRACE * 10):
+        actions = decide(
+            running(),
+            SlurmUnknown("ssh down"),
+            on_chain(JobStatus.RUNNING),
+            missing_for=missing_for,
+        )
+        assert actions == []
+
+
+def test_a_job_slurm_does_not_know_is_missing_first_then_lost_after_the_grace() -> None:
+    none = SlurmAnswer(())
+    assert decide(running(), none, on_chain(JobStatus.RUNNING)) == [Missing()]
+    assert decide(running(), none, on_chain(JobStatus.RUNNING), missing_for=GRACE - 1) == [
+        Missing()
+    ]
+    lost = decide(running(), none, on_chain(JobStatus.RUNNING), missing_for=GRACE)
+    assert lost == [Tell(LostInSlurm(f"SLURM knows no job named {JOB_ID} in any state"))]
+
+
+def test_a_report_waiting_in_the_inbox_comes_before_any_loss() -> None:
+    actions = decide(
+        running(), SlurmAnswer(()), on_chain(JobStatus.RUNNING), missing_for=GRACE * 2,
+        report_waiting=True,
+    )  # fmt: skip
+    assert actions == []
+
+
+def test_other_slurm_jobs_with_our_name_are_not_ours_and_not_a_loss() -> None:
+    view = SlurmAnswer((slurm("RUNNING", slurm_id=77),))
+    assert decide(running(), view, on_chain(JobStatus.RUNNING), missing_for=GRACE * 2) == []
+
+
+@pytest.mark.parametrize("phase", [Phase.CLAIMED, Phase.FETCHING, Phase.SUBMITTING])
+def test_slurm_rules_wait_for_submission(phase: Phase) -> None:
+    job = msgspec.structs.replace(claimed(), phase=phase)
+    view = SlurmAnswer((slurm("COMPLETED"),))
+    assert decide(job, view, on_chain(JobStatus.SCHEDULED), missing_for=GRACE * 2) == []
+
+
+def test_ending_and_settled_jobs_are_left_to_their_actor() -> None:
+    reporting, _ = transition(running(), Reported(JobStatus.FINISHED, 42, 2, 0))
+    assert reporting.phase is Phase.REPORTING
+    assert decide(reporting, SlurmAnswer(()), on_chain(JobStatus.RUNNING), missing_for=1e9) == []
+    done = msgspec.structs.replace(running(), phase=Phase.DONE)
+    assert decide(done, SlurmAnswer(()), on_chain(JobStatus.PANICKED), missing_for=1e9) == []
+
+
+def test_a_lost_receipt_of_our_own_final_status_is_recognised() -> None:
+    reporting, _ = transition(running(), Reported(JobStatus.FINISHED, 42, 2, 0))
+    (tell,) = decide(reporting, SlurmAnswer(()), on_chain(JobStatus.FINISHED))
+    assert isinstance(tell, Tell) and isinstance(tell.event, ChainMovedOn)
+    job, effects = transition(reporting, tell.event)
+    assert job.phase is Phase.DONE and effects == []  # applied, nothing cancelled
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def test_settings_come_from_the_environment_when_set() -> None:
+    assert settings_from_environment({}) == ReaperSettings()
+    tuned = settings_from_environment(
+        {"GRID_REAPER_INTERVAL": "2.5", "GRID_REAPER_LOST_GRACE": "30"}
+    )
+    assert tuned.interval == 2.5 and tuned.lost_grace == 30.0
+    ignored = settings_from_environment({"GRID_REAPER_INTERVAL": "-1"})
+    assert ignored.interval == ReaperSettings().interval
