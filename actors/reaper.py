@@ -14,8 +14,11 @@ what the three say                                   action
 chain: the job is assigned to another provider       tell ``ChainMovedOn``: DONE, scancel
 chain: a cold status (panicked by the oracle, ...)   tell ``ChainMovedOn``: DONE (our own
                                                      status: the lost receipt; else scancel)
-SLURM: our SLURM job has ended                       tell its final report (state, duration,
-                                                     exit code recovered from SLURM)
+SLURM: our SLURM job has ended                       first remember since when; after
+                                                     ``report_grace`` seconds (the completion
+                                                     report had its chance): tell the final
+                                                     report recovered from SLURM (state,
+                                                     duration, exit code)
 SLURM: started, store still SUBMITTED, nothing       tell RUNNING (the prolog report was lost)
 being sent
 SLURM: not ended, a cancel was asked                 tell ``CancelRequested`` (scancel again)
@@ -76,6 +79,7 @@ from runtime.store import Store
 __all__ = [
     "ChainAnswer",
     "ChainUnknown",
+    "Ended",
     "Missing",
     "ReaperActor",
     "ReaperSettings",
@@ -132,7 +136,12 @@ class Missing(msgspec.Struct, frozen=True):
     """SLURM knows no job of ours yet; remember since when (not lost yet)."""
 
 
-Action = Tell | Missing
+class Ended(msgspec.Struct, frozen=True):
+    """SLURM says our job ended; remember since when (its completion report may be on its
+    way: it is the grid plugins' own account of the end, so it gets a moment to arrive)."""
+
+
+Action = Tell | Missing | Ended
 
 
 def reconcile(
@@ -144,12 +153,16 @@ def reconcile(
     missing_for: float | None,
     lost_grace: float,
     report_waiting: bool,
+    ended_for: float | None = None,
+    report_grace: float = 0.0,
 ) -> list[Action]:
     """The actions that settle the differences between ``job`` (the store's record), what SLURM
     and the chain say (see the module's table).
 
     ``missing_for``: seconds since SLURM was first seen knowing no job of ours (None: it knew
     one at the last look). ``report_waiting``: a report for the job waits in the inbox.
+    ``ended_for``: seconds since SLURM was first seen saying the job ended (None: not before);
+    its end is recovered once that is at least ``report_grace``.
     """
     if job.phase is Phase.DONE:
         return []
@@ -172,6 +185,8 @@ def reconcile(
         return [Missing()]
     found = ours[-1]
     if found.has_ended:
+        if ended_for is None or ended_for < report_grace:
+            return [Ended()]  # the completion report gets a moment to arrive first
         return [Tell(ended_report(found))]
     if job.cancel_requested:
         return [Tell(CancelRequested())]
@@ -195,6 +210,9 @@ class ReaperSettings(msgspec.Struct, frozen=True):
     first_sweep_after: float = 2.0
     lost_grace: float = 600.0
     """How long SLURM must keep saying it knows no job of ours before the job is lost."""
+    report_grace: float = 10.0
+    """How long a job SLURM says ended is left to its completion report before the reaper
+    recovers the end from SLURM."""
     ask_timeout: float = 60.0
     concurrency: int = 16
 
@@ -240,6 +258,7 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         self._chain_name = chain_name
         self._jobs_name = jobs_name
         self._missing_since: dict[str, float] = {}
+        self._ended_since: dict[str, float] = {}
         self._pending_log = StorePendingLog(store)
         self._pending_left: list[StoredTransaction] | None = None
         self._sweep_lock = trio.Lock()
@@ -288,9 +307,9 @@ class ReaperActor(Actor[Sweep, SweepReport]):
                 for job_id, job in live:
                     nursery.start_soon(self._one, job, job_id in waiting, counts, limit)
             live_ids = {job_id for job_id, _ in live}
-            for job_id in list(self._missing_since):
-                if job_id not in live_ids:
-                    del self._missing_since[job_id]
+            for remembered in (self._missing_since, self._ended_since):
+                for job_id in [j for j in remembered if j not in live_ids]:
+                    del remembered[job_id]
             report = SweepReport(
                 live=len(live),
                 dropped_reports=dropped,
@@ -313,6 +332,7 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         counts["chain_unknown"] += isinstance(chain, ChainUnknown)
         now = trio.current_time()
         since = self._missing_since.get(job.job_id)
+        ended = self._ended_since.get(job.job_id)
         actions = reconcile(
             job,
             slurm,
@@ -321,6 +341,8 @@ class ReaperActor(Actor[Sweep, SweepReport]):
             missing_for=None if since is None else now - since,
             lost_grace=self.settings.lost_grace,
             report_waiting=report_waiting,
+            ended_for=None if ended is None else now - ended,
+            report_grace=self.settings.report_grace,
         )
         if not any(isinstance(action, Tell) for action in actions):
             await self._tell(job.job_id, None)  # a live job's actor must run: start it if not
@@ -328,6 +350,9 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         if not missing and isinstance(slurm, SlurmAnswer):  # only SLURM's answer clears it
             self._missing_since.pop(job.job_id, None)
         for action in actions:
+            if isinstance(action, Ended):
+                self._ended_since.setdefault(job.job_id, now)
+                continue
             if isinstance(action, Missing):
                 self._missing_since.setdefault(job.job_id, now)
                 counts["missing"] += 1
@@ -427,6 +452,7 @@ class ReaperActor(Actor[Sweep, SweepReport]):
 
 REAPER_ENVIRONMENT = {
     "interval": "GRID_REAPER_INTERVAL",
+    "report_grace": "GRID_REAPER_REPORT_GRACE",
     "first_sweep_after": "GRID_REAPER_FIRST_SWEEP",
     "lost_grace": "GRID_REAPER_LOST_GRACE",
 }

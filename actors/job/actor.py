@@ -17,6 +17,12 @@ Reports come from three places, trusted differently:
 - the inbox itself, replayed on start (reports received while this actor was not running);
 - the reaper (:class:`Recovered`): events it read from SLURM and the chain itself.
 
+The customer's cancellations and top-ups (claimed on chain: the chain's queue entry is gone once
+claimed) are kept in the store's ``"job-requests"`` inbox by the dispatcher before it answers
+the chain actor (:class:`Requested`). The actor applies one by writing the new record *and*
+acknowledging the request in one transaction, so a crash at any moment neither loses one nor
+applies it twice; requests still pending are replayed on start, after the reports.
+
 The outside world is reached through :class:`JobPorts` (the SLURM actor, the chain actor and the
 sbatch client behind it). A port raises when a connection is broken: the actor crashes, its
 supervisor restarts it with backoff, and recovery resumes from the persisted phase. Expected
@@ -60,11 +66,14 @@ from runtime.store import Store
 
 __all__ = [
     "JOBS_NAMESPACE",
+    "REQUESTS_BOX",
     "JobActor",
     "JobMessage",
     "JobPorts",
     "Recovered",
+    "Requested",
     "Resume",
+    "StoredRequest",
     "job_actor_name",
 ]
 
@@ -72,6 +81,10 @@ log = logging.getLogger(__name__)
 
 #: Store namespace of the job records (key: the job id).
 JOBS_NAMESPACE = "jobs"
+
+#: Store inbox of the customer's claimed requests (cancel, top-up) not yet applied; keys start
+#: with ``<job id>/``, as the reports' do.
+REQUESTS_BOX = "job-requests"
 
 #: How long a final report SLURM still shows COMPLETING is looked at again before it is left
 #: to the reaper (seconds, and the pause between looks).
@@ -89,7 +102,21 @@ class Recovered(msgspec.Struct, frozen=True):
     event: Event
 
 
-JobMessage = ReportedStatus | CancelRequested | TopUpRequested | Resume | Recovered
+class StoredRequest(msgspec.Struct, frozen=True):
+    """A claimed cancellation or top-up, as kept in :data:`REQUESTS_BOX`."""
+
+    job_id: str
+    event: CancelRequested | TopUpRequested
+
+
+class Requested(msgspec.Struct, frozen=True):
+    """A request the dispatcher stored under ``key``: apply it, then acknowledge it."""
+
+    key: str
+    event: CancelRequested | TopUpRequested
+
+
+JobMessage = ReportedStatus | CancelRequested | TopUpRequested | Resume | Recovered | Requested
 
 
 def job_actor_name(job_id: str) -> str:
@@ -114,7 +141,7 @@ class JobPorts(Protocol):
 class JobActor(Actor[JobMessage, None]):
     """The lifecycle of one job. Its record must be in the store before it starts."""
 
-    __slots__ = ("_job", "_job_id", "_ports", "_store")
+    __slots__ = ("_applied", "_job", "_job_id", "_ports", "_store")
 
     def __init__(self, job_id: str, *, store: Store, ports: JobPorts) -> None:
         super().__init__(job_actor_name(job_id), mailbox_size=16)
@@ -122,6 +149,7 @@ class JobActor(Actor[JobMessage, None]):
         self._store = store
         self._ports = ports
         self._job: Job | None = None
+        self._applied: set[str] = set()
 
     @property
     def job(self) -> Job | None:
@@ -156,6 +184,8 @@ class JobActor(Actor[JobMessage, None]):
             elif isinstance(message, Recovered):
                 log.info("%s: recovered %s", self._job_id, message.event)
                 await self._feed(message.event)
+            elif isinstance(message, Requested):
+                await self._on_request(message.key, message.event)
             else:
                 await self._feed(message)
 
@@ -164,9 +194,36 @@ class JobActor(Actor[JobMessage, None]):
         job, effects = recover(self._job)
         await self._apply(job, list(effects))
         # Reports received while this actor was not running wait in the store's inbox.
-        for _key, report in await self._store.pending(REPORTS_BOX, ReceivedReport):
+        for _key, report in await self._store.pending(
+            REPORTS_BOX, ReceivedReport, prefix=self._prefix
+        ):
             if report.job_id == self._job_id and self._job.phase is not Phase.DONE:
                 await self._on_report(report.reported(), authenticated=report.authenticated)
+        for key, request in await self._store.pending(
+            REQUESTS_BOX, StoredRequest, prefix=self._prefix
+        ):
+            if request.job_id == self._job_id:
+                await self._on_request(key, request.event)
+
+    @property
+    def _prefix(self) -> str:
+        """What this job's inbox keys start with."""
+        return f"{self._job_id}/"
+
+    async def _on_request(self, key: str, event: CancelRequested | TopUpRequested) -> None:
+        """Apply a stored request exactly once: the new record and the acknowledgement are
+        written together, before any effect."""
+        assert self._job is not None
+        if key in self._applied:
+            return  # replayed from the inbox and told as well
+        self._applied.add(key)
+        job, effects = transition(self._job, event)
+        async with self._store.transaction() as tx:
+            tx.put(JOBS_NAMESPACE, self._job_id, job)
+            tx.ack(REQUESTS_BOX, key)
+        log.info("%s: %s applied", self._job_id, type(event).__name__)
+        self._job = job
+        await self._apply(job, effects)
 
     async def _on_report(self, report: ReportedStatus, *, authenticated: bool | None) -> None:
         """Feed a reporter's report, cross-checked with SLURM first when it needs to be."""
@@ -189,7 +246,9 @@ class JobActor(Actor[JobMessage, None]):
 
     async def _authenticated(self, report: ReportedStatus) -> bool:
         key = report_key(report)
-        for stored_key, stored in await self._store.pending(REPORTS_BOX, ReceivedReport):
+        for stored_key, stored in await self._store.pending(
+            REPORTS_BOX, ReceivedReport, prefix=self._prefix
+        ):
             if stored_key == key:
                 return stored.authenticated
         return False
@@ -265,12 +324,16 @@ class JobActor(Actor[JobMessage, None]):
 
     async def _finish(self, job: Job) -> None:
         """The job is settled: acknowledge its reports and end this actor (normally)."""
-        pending = await self._store.pending(REPORTS_BOX, ReceivedReport, prefix=f"{self._job_id}/")
+        pending = await self._store.pending(REPORTS_BOX, ReceivedReport, prefix=self._prefix)
         mine = [key for key, report in pending if report.job_id == self._job_id]
-        if mine:
+        requests = await self._store.pending(REQUESTS_BOX, StoredRequest, prefix=self._prefix)
+        asked = [key for key, request in requests if request.job_id == self._job_id]
+        if mine or asked:
             async with self._store.transaction() as tx:
                 for key in mine:
                     tx.ack(REPORTS_BOX, key)
+                for key in asked:
+                    tx.ack(REQUESTS_BOX, key)
         log.info("%s settled: %s", self._job_id, job.history[-1][1] if job.history else "")
         self.request_stop()
 

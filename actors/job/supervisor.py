@@ -28,10 +28,13 @@ import trio
 from actors.grid import ClaimedCancel, ClaimedJob, ClaimedTopUp, ReportedStatus
 from actors.job.actor import (
     JOBS_NAMESPACE,
+    REQUESTS_BOX,
     JobActor,
     JobMessage,
     JobPorts,
     Recovered,
+    Requested,
+    StoredRequest,
     job_actor_name,
 )
 from actors.job.machine import CancelRequested, Event, Job, Phase, TopUpRequested, new_job
@@ -110,10 +113,11 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         match message:
             case ClaimedJob():
                 return await self._claimed(message)
-            case ClaimedCancel(job_id=job_id):
-                return await self._forward(job_id, CancelRequested())
-            case ClaimedTopUp(job_id=job_id, extra_minutes=minutes):
-                return await self._forward(job_id, TopUpRequested(minutes))
+            case ClaimedCancel(job_id=job_id, block_number=block):
+                return await self._request(job_id, f"{job_id}/cancel/{block}", CancelRequested())
+            case ClaimedTopUp(job_id=job_id, extra_minutes=minutes, block_number=block):
+                key = f"{job_id}/top-up/{block}/{minutes}"
+                return await self._request(job_id, key, TopUpRequested(minutes))
             case ReportedStatus(job_id=job_id):
                 return await self._forward(job_id, message)
             case Reconcile(job_id=job_id, event=event):
@@ -130,6 +134,21 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         self._start_job(claim.job_id)
         return Accepted(True)
 
+    async def _request(
+        self, job_id: str, key: str, event: CancelRequested | TopUpRequested
+    ) -> Accepted:
+        """Store a claimed request before answering (the chain's queue entry is gone: the chain
+        actor's cursor moves on once we answer), then hand it to the job's actor."""
+        record = await self._store.get(JOBS_NAMESPACE, job_id, Job)
+        if record is None:
+            log.warning("%s for unknown job %s ignored", type(event).__name__, job_id)
+            return Accepted(False, "unknown job")
+        if record.phase is Phase.DONE:
+            return Accepted(False, "job already settled")
+        if not await self._store.offer(REQUESTS_BOX, key, StoredRequest(job_id, event)):
+            return Accepted(True, "already requested")  # a replayed claim event
+        return await self._forward(job_id, Requested(key, event))
+
     async def _forward(self, job_id: str, message: JobMessage) -> Accepted:
         name = job_actor_name(job_id)
         actor = self._supervisor.find_child(name)
@@ -140,10 +159,10 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
                 return Accepted(False, "unknown job")
             if record.phase is Phase.DONE:
                 return Accepted(False, "job already settled")
-            # Not running (settling, restarting or never resumed): it reads its reports from
-            # the store's inbox when it starts, so a report is not lost by dropping it here.
+            # Not running (settling, restarting or never resumed): it reads its reports and
+            # requests from the store's inboxes when it starts: nothing is lost by not telling.
             self._start_job(job_id)
-            if isinstance(message, ReportedStatus):
+            if isinstance(message, ReportedStatus | Requested):
                 return Accepted(True, "job actor starting; it replays the inbox")
             actor = self._supervisor.find_child(name)
             if not isinstance(actor, JobActor):

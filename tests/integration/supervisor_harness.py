@@ -29,8 +29,9 @@ from testbed.grid import JobRequest, grid_addresses, submit_job
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: The reaper sweeps every few seconds in tests (the default is a minute).
-TEST_ENVIRONMENT = {"GRID_REAPER_INTERVAL": "3"}
+#: The reaper sweeps every few seconds in tests (the default is a minute) and leaves an end to
+#: its completion report for 5 s (the default is 10 s) before recovering it from SLURM.
+TEST_ENVIRONMENT = {"GRID_REAPER_INTERVAL": "3", "GRID_REAPER_REPORT_GRACE": "5"}
 
 FINAL = {
     JobStatus.FINISHED,
@@ -331,10 +332,10 @@ def settlement_problems(
 
 
 def same_exit_code(status: JobStatus, on_chain: int, hook: int) -> bool:
-    """Whether the chain's exit code is SLURM's. For a cancelled job SLURM records the signal
-    that ended the batch script (``0:15``) only after the completion hook ran (``0:0``): a
-    code recovered from ``scontrol`` later may carry it, so only the exit status is compared."""
-    if status == JobStatus.CANCELLED:
+    """Whether the chain's exit code is SLURM's. For a job SLURM ended with a signal (cancelled,
+    timed out) SLURM records the signal (``0:15``) only after the completion hook ran (``0:0``):
+    a code recovered from SLURM later may carry it, so only the exit status is compared."""
+    if status in (JobStatus.CANCELLED, JobStatus.OUT_OF_CREDITS):
         return on_chain >> 8 == hook >> 8
     return on_chain == hook
 

@@ -24,6 +24,7 @@ from actors.job.machine import (
 from actors.reaper import (
     ChainAnswer,
     ChainUnknown,
+    Ended,
     Missing,
     ReaperSettings,
     SlurmAnswer,
@@ -40,6 +41,7 @@ OTHER = "0x" + "33" * 20
 DEFINITION = JobDefinition(gpus=0, mem_per_cpu=100, cpus_per_task=1, ntasks=1,
                            batch_location_hash="h")  # fmt: skip
 GRACE = 600.0
+REPORT_GRACE = 10.0
 
 
 def claimed() -> Job:
@@ -90,7 +92,8 @@ def decide(
     *,
     missing_for: float | None = None,
     report_waiting: bool = False,
-) -> list[Tell | Missing]:
+    ended_for: float | None = REPORT_GRACE,
+) -> list[Tell | Missing | Ended]:
     return reconcile(
         job,
         slurm_view,
@@ -99,6 +102,8 @@ def decide(
         missing_for=missing_for,
         lost_grace=GRACE,
         report_waiting=report_waiting,
+        ended_for=ended_for,
+        report_grace=REPORT_GRACE,
     )
 
 
@@ -154,6 +159,15 @@ def test_an_end_slurm_knows_is_recovered_with_its_duration_and_exit_code(
     view = SlurmAnswer((slurm(state, seconds=185, exit_raw=exit_raw),))
     assert decide(job, view, on_chain(JobStatus.RUNNING)) == [
         Tell(Reported(status, 42, 3, exit_raw))
+    ]
+
+
+def test_an_end_is_first_left_to_the_completion_report() -> None:
+    ended = SlurmAnswer((slurm("TIMEOUT", seconds=70),))
+    assert decide(running(), ended, on_chain(JobStatus.RUNNING), ended_for=None) == [Ended()]
+    assert decide(running(), ended, on_chain(JobStatus.RUNNING), ended_for=9.9) == [Ended()]
+    assert decide(running(), ended, on_chain(JobStatus.RUNNING), ended_for=10.0) == [
+        Tell(Reported(JobStatus.OUT_OF_CREDITS, 42, 1, 0))
     ]
 
 

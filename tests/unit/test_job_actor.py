@@ -1,0 +1,236 @@
+"""The JobActor and its dispatcher in the real actor runtime with a real SQLite store, and ports
+that stand in for SLURM and the chain (recording what they are asked): resumption at start, and
+the cross-check of unauthenticated reports with SLURM."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+import trio
+
+from actors.callbacks import REPORTS_BOX, ReceivedReport, report_key
+from actors.grid import ClaimedJob, ClaimedTopUp, JobDefinition, JobStatus
+from actors.job.actor import JOBS_NAMESPACE, REQUESTS_BOX, StoredRequest
+from actors.job.machine import (
+    CancelInSlurm,
+    CancelRequested,
+    ChainApplied,
+    Event,
+    FoundInSlurm,
+    Job,
+    Phase,
+    RaiseTimeLimit,
+    Refuse,
+    Refused,
+    Reported,
+    ScriptFetched,
+    SendStatus,
+    Submit,
+    Submitted,
+    TimeLimitSet,
+    new_job,
+    transition,
+)
+from actors.job.supervisor import DISPATCHER_NAME, Reconcile, jobs_supervisor
+from actors.slurm.messages import SlurmJob
+from runtime.store import Store, open_store
+
+JOB_ID = "0x" + "77" * 32
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
+
+
+class Ports:
+    """Stand-ins for SLURM and the chain: every status is applied; SLURM says ``slurm``."""
+
+    def __init__(self, slurm: SlurmJob | None = None) -> None:
+        self.slurm = slurm
+        self.sent: list[SendStatus] = []
+        self.slurm_asks = 0
+
+    async def fetch_script(self, job: Job) -> Event:
+        return ScriptFetched("#!/bin/sh\n")
+
+    async def submit(self, job: Job, effect: Submit) -> Event:
+        return Submitted(42)
+
+    async def find_in_slurm(self, job: Job) -> Event:
+        return FoundInSlurm(42)
+
+    async def send_status(self, job: Job, effect: SendStatus) -> Event:
+        self.sent.append(effect)
+        return ChainApplied(effect.status)
+
+    async def refuse(self, job: Job, effect: Refuse) -> Event:
+        return Refused()
+
+    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None:
+        return None
+
+    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> Event:
+        return TimeLimitSet(ok=True)
+
+    async def slurm_job(self, slurm_job_id: int) -> SlurmJob | None:
+        self.slurm_asks += 1
+        return self.slurm
+
+    def close(self) -> None:
+        pass
+
+
+def running_job() -> Job:
+    claim = ClaimedJob(JOB_ID, "0x" + "11" * 20, "0x" + "22" * 20, 10,
+                       JobDefinition(0, 100, 1, 1, "h"))  # fmt: skip
+    job, _ = new_job(claim)
+    for event in (ScriptFetched("s"), Submitted(42), Reported(JobStatus.RUNNING, 42)):
+        job, _ = transition(job, event)
+    return transition(job, ChainApplied(JobStatus.RUNNING))[0]
+
+
+def slurm_says(state: str, seconds: int = 130) -> SlurmJob:
+    return SlurmJob(42, JOB_ID, state, start=T0, end=T0 + dt.timedelta(seconds=seconds))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_store(tmp_path) as opened:
+        yield opened
+
+
+async def settled(store: Store, seconds: float) -> None:
+    """Wait until the job record is DONE, for at most ``seconds``."""
+    for _ in range(int(seconds / 0.02)):
+        if (await record(store)).phase is Phase.DONE:
+            return
+        await trio.sleep(0.02)
+
+
+async def run_tree(store: Store, ports: Ports, until: float = 3.0) -> None:
+    """Run the jobs subtree until the job record is DONE (or ``until`` seconds)."""
+    tree = jobs_supervisor(store=store, ports=ports)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tree.run)
+        await settled(store, until)
+        tree.request_stop()
+
+
+async def record(store: Store) -> Job:
+    job = await store.get(JOBS_NAMESPACE, JOB_ID, Job)
+    assert job is not None
+    return job
+
+
+async def offer(store: Store, report: ReceivedReport) -> None:
+    await store.offer(REPORTS_BOX, report_key(report), report)
+
+
+async def test_an_unsettled_job_is_resumed_when_the_subtree_starts(store: Store) -> None:
+    job, _ = transition(running_job(), Reported(JobStatus.FAILED, 42, 1, 768))
+    assert job.phase is Phase.REPORTING
+    await store.put(JOBS_NAMESPACE, JOB_ID, job)  # as a killed process left it
+    ports = Ports()
+    await run_tree(store, ports)
+    assert ports.sent == [SendStatus(JobStatus.FAILED, 1, 768)]
+    assert (await record(store)).phase is Phase.DONE
+
+
+async def test_an_unauthenticated_final_report_slurm_contradicts_is_dropped(
+    store: Store,
+) -> None:
+    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
+    forged = ReceivedReport(JOB_ID, 42, JobStatus.FINISHED, 6000, 0, authenticated=False)
+    await offer(store, forged)
+    ports = Ports(slurm=slurm_says("RUNNING"))
+    await run_tree(store, ports, until=0.5)
+    assert ports.sent == [] and ports.slurm_asks == 1
+    assert (await record(store)).phase is Phase.RUNNING
+    assert await store.pending(REPORTS_BOX, ReceivedReport) == []  # dropped (acknowledged)
+
+
+async def test_an_unauthenticated_final_report_slurm_confirms_uses_slurms_numbers(
+    store: Store,
+) -> None:
+    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
+    claimed = ReceivedReport(JOB_ID, 42, JobStatus.FINISHED, 6000, 0, authenticated=False)
+    await offer(store, claimed)
+    ports = Ports(slurm=slurm_says("COMPLETED", seconds=130))
+    await run_tree(store, ports)
+    assert ports.sent == [SendStatus(JobStatus.FINISHED, 2, 0)]  # 130 s, not 6000 s
+
+
+async def test_an_authenticated_report_is_believed_without_asking_slurm(store: Store) -> None:
+    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
+    ours = ReceivedReport(JOB_ID, 42, JobStatus.FAILED, 125, 768, authenticated=True)
+    await offer(store, ours)
+    ports = Ports(slurm=None)
+    await run_tree(store, ports)
+    assert ports.sent == [SendStatus(JobStatus.FAILED, 2, 768)] and ports.slurm_asks == 0
+
+
+async def test_the_reaper_can_start_a_live_jobs_actor(store: Store) -> None:
+    ports = Ports()
+    tree = jobs_supervisor(store=store, ports=ports)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tree.run)
+        await trio.sleep(0.1)
+        # a live job appears in the store without its actor (as if it had ended abnormally)
+        job, _ = transition(running_job(), Reported(JobStatus.FINISHED, 42, 3, 0))
+        await store.put(JOBS_NAMESPACE, JOB_ID, job)
+        dispatcher = tree.find_child(DISPATCHER_NAME)
+        assert dispatcher is not None
+        answer = await dispatcher.ask(Reconcile(JOB_ID))  # type: ignore[attr-defined]
+        assert msgspec.structs.asdict(answer)["accepted"]
+        await settled(store, 3.0)
+        tree.request_stop()
+    assert ports.sent == [SendStatus(JobStatus.FINISHED, 3, 0)]
+
+
+async def test_a_claimed_top_up_is_stored_before_the_answer_and_applied_once(
+    store: Store,
+) -> None:
+    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())  # claimed for 10 minutes
+    ports = Ports()
+    tree = jobs_supervisor(store=store, ports=ports)
+    top_up = ClaimedTopUp(JOB_ID, "0x" + "22" * 20, extra_minutes=5, block_number=900)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tree.run)
+        dispatcher = tree.find_child(DISPATCHER_NAME)
+        assert dispatcher is not None
+        first = await dispatcher.ask(top_up)  # type: ignore[attr-defined]
+        again = await dispatcher.ask(top_up)  # type: ignore[attr-defined]  # a replayed log
+        assert (first.accepted, again.reason) == (True, "already requested")
+        for _ in range(100):
+            if not await store.pending(REQUESTS_BOX, StoredRequest):
+                break
+            await trio.sleep(0.02)
+        tree.request_stop()
+    job = await record(store)
+    assert job.top_up_minutes == 5 and job.time_limit_minutes == 15
+    assert await store.pending(REQUESTS_BOX, StoredRequest) == []
+
+
+async def test_a_stored_request_is_applied_when_the_actor_starts(store: Store) -> None:
+    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
+    key = f"{JOB_ID}/cancel/901"
+    await store.offer(REQUESTS_BOX, key, StoredRequest(JOB_ID, CancelRequested()))
+    cancels: list[CancelInSlurm] = []
+
+    class Recording(Ports):
+        async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None:
+            cancels.append(effect)
+            return None
+
+    tree = jobs_supervisor(store=store, ports=Recording())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tree.run)
+        for _ in range(100):
+            if cancels:
+                break
+            await trio.sleep(0.02)
+        tree.request_stop()
+    assert cancels == [CancelInSlurm(42)]
+    assert (await record(store)).cancel_requested
+    assert await store.pending(REQUESTS_BOX, StoredRequest) == []
