@@ -34,7 +34,11 @@ def package_version() -> str:
         return "0.0.0+unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands run from SLURM hooks, once per job: only their own module is imported for them.
+HOOK_COMMANDS: dict[str, str] = {"report": "cli.report"}
+
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grid-supervisor",
         description="Join a SLURM cluster to the compute grid: claim jobs from the meta-scheduler "
@@ -42,14 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    hook = HOOK_COMMANDS.get(words[0]) if words else None
+    parser = build_parser((hook,) if hook else COMMAND_MODULES)
+    args = parser.parse_args(words)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -32,8 +32,9 @@ secret is withheld and a warning logged).
 
 Never lost, never failing the hook: when the supervisor cannot be reached, the report is written
 to the spool folder (one JSON file per report, mode 0600, written to a temporary name and renamed,
-so a crash never leaves half a file) and the command still exits 0. Every later run first tries
-the spool again (in arrival order; one unreachable supervisor is not retried within a run), and
+so a crash never leaves half a file) and the command still exits 0. Every later run sends its own
+report first, then tries the spool again (in arrival order, within a time budget; one unreachable
+supervisor is not retried within a run), and
 ``report --flush`` (an operator, or a timer) does the same explicitly. Delivered files are
 removed; a report the supervisor refuses as invalid moves to ``<spool>/rejected/``, one left
 undelivered for longer than the maximum age to ``<spool>/expired/`` (by then the supervisor has
@@ -542,7 +543,9 @@ def _set_aside(file: Path, folder: Path, why: str) -> None:
 async def _deliver_or_spool(
     options: ReporterOptions, report: Report | None, *, budget: float | None
 ) -> int:
-    """Flush the spool, then send ``report`` (spooling it if it cannot go); spool remaining."""
+    """Send ``report`` first (spooling it if it cannot go: a fresh report must never wait
+    behind old ones for dead supervisors), then retry the spool within ``budget``; how many
+    reports remain spooled."""
     try:
         secret = read_secret(options)
     except OSError as exc:
@@ -552,16 +555,15 @@ async def _deliver_or_spool(
         _log("report=config outcome=warning reason=secret withheld: no GRID_REPORT_SUPERVISORS")
     sender = _Sender(options, secret)
     try:
-        remaining = await _flush(sender, options, budget)
-        if report is None:
-            return remaining
-        outcome, detail = await sender.send(report)
-        if outcome is Delivery.FAILED:
-            spool(report, options.spool_dir)
-            _log(f"{_describe(report)} outcome=spooled {detail}".rstrip())
-            return remaining + 1
-        _log(f"{_describe(report)} outcome={outcome.value} {detail}".rstrip())
-        return remaining
+        if report is not None:
+            outcome, detail = await sender.send(report)
+            if outcome is Delivery.FAILED:
+                spool(report, options.spool_dir)
+                _log(f"{_describe(report)} outcome=spooled {detail}".rstrip())
+            else:
+                _log(f"{_describe(report)} outcome={outcome.value} {detail}".rstrip())
+        # The report just spooled is skipped here: its supervisor was unreachable this run.
+        return await _flush(sender, options, budget)
     finally:
         sender.close()
 
