@@ -553,9 +553,10 @@ async def test_reporter_spools_when_down_and_flush_delivers(
         assert len(h.got) == 2
 
 
-async def test_next_hook_run_retries_the_spool_first(
+async def test_next_hook_run_sends_its_report_then_retries_the_spool(
     asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
 ) -> None:
+    """A fresh report never waits behind spooled ones (whose supervisors may be long gone)."""
     port = free_port()
     spool = tmp_path / "spool"
     done = await run_reporter(["jobcomp"], jobcomp_env(port, spool))
@@ -566,8 +567,8 @@ async def test_next_hook_run_retries_the_spool_first(
         assert done.returncode == 0, done.stderr
         got = await h.wait_for(2)
         assert [(r.slurm_job_id, r.status) for r in got] == [
-            (4242, JobStatus.FAILED),
             (4243, JobStatus.FINISHED),
+            (4242, JobStatus.FAILED),
         ]
         assert list(spool.glob("*.json")) == []
 
@@ -581,7 +582,9 @@ async def test_slurm_hooks_report_a_real_job(
     """The testbed's SLURM runs slurm/*.sh: the controller prolog reports RUNNING and jobcomp
     reports FAILED with the raw exit code, over TLS (unverified, as the plugins do)."""
     name = "0x" + os.urandom(32).hex()
-    async with callback_tree(tmp_path / "state", tls=tls_of(testbed_env)) as h:
+    # The testbed's hooks report only to its supervisor address (GRID_REPORT_SUPERVISORS).
+    port = int(testbed_env.supervisor_callback.rsplit(":", 1)[1])
+    async with callback_tree(tmp_path / "state", port=port, tls=tls_of(testbed_env)) as h:
         submitted = await trio.run_process(
             [
                 "sbatch",
