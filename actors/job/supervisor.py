@@ -129,6 +129,11 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         existing = await self._store.get(JOBS_NAMESPACE, claim.job_id, Job)
         if existing is not None and existing.phase is not Phase.DONE:
             return Accepted(True, "already claimed")  # a replayed claim event
+        if existing is not None and claim.block_number <= existing.claim.block_number:
+            # The same claim read again (the chain cursor replays logs after a restart) for a
+            # job already settled: running it again would run it twice. A job refused and
+            # claimed again later has a claim of a later block.
+            return Accepted(True, "already claimed and settled")
         job, _effects = new_job(claim)  # the actor performs the effects once it runs
         await self._store.put(JOBS_NAMESPACE, claim.job_id, job)
         self._start_job(claim.job_id)

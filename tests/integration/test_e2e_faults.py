@@ -106,12 +106,20 @@ def log_since_last_start(supervisor: Supervisor) -> str:
 def test_jobs_ending_while_the_supervisor_is_down_are_recovered_from_slurm(
     supervisor: Supervisor, testbed_env: TestbedEnv, tmp_path: Path
 ) -> None:
-    """kill -9; restarted, the reaper recovers every end from SLURM without the spool."""
+    """kill -9, and the reporters' spooled reports are lost too (moved away): restarted, the
+    reaper recovers every end from SLURM alone. The reports then arrive late: deduplicated,
+    they change nothing."""
     jobs = run_until_down(supervisor, testbed_env, tmp_path, supervisor.kill)
+    lost = tmp_path / "lost-reports"
+    lost.mkdir()
+    for report in spooled_reports(testbed_env):
+        report.rename(lost / report.name)
     supervisor.start(timeout=60)
     wait_settled(testbed_env, jobs, timeout=60)
     assert "recovered Reported" in log_since_last_start(supervisor)
-    # the spooled reports arrive late: deduplicated, they change nothing
+    spool = Path(testbed_env.testbed_dir) / "report-spool"
+    for report in lost.iterdir():
+        report.rename(spool / report.name)
     flushed = flush_spool(testbed_env)
     assert flushed.returncode == 0, flushed.stderr
     assert spooled_reports(testbed_env) == []

@@ -234,3 +234,28 @@ async def test_a_stored_request_is_applied_when_the_actor_starts(store: Store) -
     assert cancels == [CancelInSlurm(42)]
     assert (await record(store)).cancel_requested
     assert await store.pending(REQUESTS_BOX, StoredRequest) == []
+
+
+async def test_a_replayed_claim_of_a_settled_job_does_not_run_it_again(store: Store) -> None:
+    settled = msgspec.structs.replace(
+        running_job(),
+        phase=Phase.DONE,
+        claim=msgspec.structs.replace(running_job().claim, block_number=44),
+    )
+    await store.put(JOBS_NAMESPACE, JOB_ID, settled)
+    ports = Ports()
+    tree = jobs_supervisor(store=store, ports=ports)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tree.run)
+        dispatcher = tree.find_child(DISPATCHER_NAME)
+        assert dispatcher is not None
+        replayed = msgspec.structs.replace(settled.claim)  # the same log, read again
+        answer = await dispatcher.ask(replayed)  # type: ignore[attr-defined]
+        assert answer.reason == "already claimed and settled"
+        assert await record(store) == settled  # not a new job: never submitted again
+        later = msgspec.structs.replace(settled.claim, block_number=90)  # refused, claimed again
+        answer = await dispatcher.ask(later)  # type: ignore[attr-defined]
+        assert answer.accepted and answer.reason == ""
+        new = await record(store)
+        tree.request_stop()
+    assert new.claim.block_number == 90 and new.phase is not Phase.DONE  # a new life
