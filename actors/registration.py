@@ -45,10 +45,12 @@ from actors.chain.messages import (
     StartClaiming,
     StopClaiming,
 )
+from actors.chain.revert import ChainError
 from actors.drain import DrainSwitch
 from actors.grid import Hardware, Label, Prices, Provider, normalise_labels
 from actors.slurm.messages import Discover, Health, HealthCheck, Node
 from runtime.actor import Actor, ActorRef
+from runtime.errors import ActorSystemError
 from runtime.policy import Backoff
 
 __all__ = ["RegistrationActor", "hardware_of", "needs_register", "registration_for"]
@@ -178,9 +180,21 @@ class RegistrationActor(Actor[object, None]):
         else:
             log.info("the chain already holds this registration; not registering again")
         claiming = False
+        failures = 0
         while True:
             seen = self._drain.generation  # a drain or resume from now on wakes the loop
-            approval = await chain.ask(ProviderApproval(), timeout=60.0)
+            try:
+                approval = await chain.ask(ProviderApproval(), timeout=60.0)
+            except (ChainError, ActorSystemError) as error:
+                # The node or the chain actor is down for a while: keep watching, do not crash
+                # (a crash loop here would exhaust the root's restart intensity).
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("cannot read the provider's approval (%s); retrying", error)
+                self._state = "chain unreachable (retrying)"
+                await trio.sleep(self._backoff.delay(failures, random.Random()))
+                continue
+            failures = 0
             assert isinstance(approval, Approval)
             if approval != self._approval:
                 log.info("provider approval: %s", approval.value)
