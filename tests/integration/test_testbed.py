@@ -401,10 +401,11 @@ def test_up_after_a_crash_restarts_the_testbed(
         record = processes.read_record(testbed_layout.pids, name)
         assert record is not None
         os.kill(record.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and grid.is_up(testbed_layout):
-        time.sleep(0.05)
+    deadline = time.monotonic() + 10  # a SIGKILLed process takes a moment to be gone
     parts = grid.status(testbed_layout)
+    while time.monotonic() < deadline and (parts["anvil"] or parts["sshd"]):
+        time.sleep(0.05)
+        parts = grid.status(testbed_layout)
     assert (parts["anvil"], parts["sshd"], parts["slurmctld"]) == (False, False, True)
     done = run_cli("up")
     assert done.returncode == 0, done.stderr
