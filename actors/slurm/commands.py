@@ -22,7 +22,7 @@ import datetime as dt
 import enum
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -485,16 +485,21 @@ def _state(text: str) -> str:
 # --- record parsers -----------------------------------------------------------------------------
 
 
-def parse_squeue(stdout: str) -> list[SlurmJob]:
-    """Jobs from :func:`squeue_argv`'s output, one per line."""
-    jobs = []
-    count = len(_SQUEUE_FIELDS)
+def _rows(stdout: str, count: int, what: str) -> Iterator[list[str]]:
+    """The non-blank lines of ``|``-separated output, each split into ``count`` cells."""
     for line in stdout.splitlines():
         if not line.strip():
             continue
         cells = line.split("|", count - 1)
         if len(cells) != count:
-            raise UnexpectedOutput(f"squeue line has {len(cells)} fields: {line[:200]!r}")
+            raise UnexpectedOutput(f"{what} line has {len(cells)} fields: {line[:200]!r}")
+        yield cells
+
+
+def parse_squeue(stdout: str) -> list[SlurmJob]:
+    """Jobs from :func:`squeue_argv`'s output, one per line."""
+    jobs = []
+    for cells in _rows(stdout, len(_SQUEUE_FIELDS), "squeue"):
         job_id, name, state, exit_code, user, used, limit, partition, start, end, reason = (
             c.strip() for c in cells[:-1]
         )
@@ -574,13 +579,7 @@ def parse_scontrol_jobs(stdout: str) -> list[SlurmJob]:
 def parse_sacct(stdout: str) -> list[SlurmJob]:
     """Jobs from :func:`sacct_argv`'s output (``--parsable2``: no trailing separator)."""
     jobs = []
-    count = len(_SACCT_FIELDS)
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        cells = line.split("|", count - 1)
-        if len(cells) != count:
-            raise UnexpectedOutput(f"sacct line has {len(cells)} fields: {line[:200]!r}")
+    for cells in _rows(stdout, len(_SACCT_FIELDS), "sacct"):
         job_id, name, state, exit_code, start, end, elapsed, limit, user, partition, reason = (
             c.strip() for c in cells[:-1]
         )
