@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
 from eth_account import Account
 
 from actors.chain.pending import RecheckOutcome, StoredTransaction, StorePendingLog, recheck_pending
@@ -80,6 +81,16 @@ async def record(store: Store, tx: StoredTransaction) -> None:
     await store.put("pending_transactions", f"{tx.nonce:020d}", tx)
 
 
+async def until_mined(rpc: HttpRpc, tx: StoredTransaction) -> None:
+    """anvil mines each transaction at once, but its receipt can lag a loaded machine a little."""
+    with trio.fail_after(10):
+        receipt = None
+        while receipt is None:
+            receipt = await rpc.request("eth_getTransactionReceipt", [tx.tx_hash])
+            if receipt is None:
+                await trio.sleep(0.02)
+
+
 async def test_pending_transactions_are_rechecked_by_hash_and_nonce(
     node_url: str, store: Store
 ) -> None:
@@ -91,6 +102,7 @@ async def test_pending_transactions_are_rechecked_by_hash_and_nonce(
         base = int(str(first), 16)
         mined = signed(base, 1)
         await rpc.request("eth_sendRawTransaction", [mined.raw])  # mined before the "crash"
+        await until_mined(rpc, mined)
         never_sent = signed(base + 1, 2)  # the crash came before it left
         await record(store, mined)
         await record(store, never_sent)
@@ -98,6 +110,7 @@ async def test_pending_transactions_are_rechecked_by_hash_and_nonce(
         outcome, waiting = await recheck_pending(log, rpc, address)
         assert outcome == RecheckOutcome(mined=1, sent_again=1)
         assert waiting == [never_sent]
+        await until_mined(rpc, never_sent)
         outcome, waiting = await recheck_pending(log, rpc, address, only=waiting)
         assert outcome == RecheckOutcome(mined=1) and waiting == []
         assert await log.pending() == []
@@ -105,6 +118,7 @@ async def test_pending_transactions_are_rechecked_by_hash_and_nonce(
         lost = signed(base + 2, 3)  # recorded, then a bumped attempt with this nonce was mined
         bumped = signed(base + 2, 4)
         await rpc.request("eth_sendRawTransaction", [bumped.raw])
+        await until_mined(rpc, bumped)
         await record(store, lost)
         outcome, waiting = await recheck_pending(log, rpc, address)
         assert outcome == RecheckOutcome(replaced=1) and waiting == []
