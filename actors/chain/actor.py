@@ -450,6 +450,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             number = int(str(head.get("number", "0x0")), 16)
             self._head = number
             self._last_head_at = trio.current_time()
+            self._sender.new_head()  # receipt waiters look now, not at their next poll
             # logs of a block arrive with it: a one-block margin keeps the cursor behind them
             self._advance_cursor(number - 1)
             self._wake.set()

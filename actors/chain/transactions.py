@@ -11,7 +11,9 @@ The life of one transaction (:meth:`TransactionSender.transact`):
 3. **Nonce.** :class:`NonceManager` hands out the wallet's nonces: never the same one twice, many
    transactions in flight at once. A nonce whose transaction never left is given back.
 4. **Send and wait.** The signed transaction is recorded in the :class:`PendingLog` (the seam where
-   issue 5 persists pending transactions across restarts), sent, and its receipt polled. Not mined
+   issue 5 persists pending transactions across restarts), sent, and its receipt looked for at
+   once, then on every new head the chain adapter announces (:meth:`TransactionSender.new_head`),
+   with a backing-off poll as the fallback. Not mined
    within ``resend_after`` seconds: re-signed under the *same* nonce with both fee fields raised by
    at least 12.5% (:func:`bump_fees`) and sent again; any of the hashes may be the one mined.
 5. **Receipt.** Status 1 is returned as a :class:`Receipt`. Status 0 (a revert at mining time, the
@@ -290,6 +292,7 @@ class TransactionSender:
         self._chain_id: int | None = None
         self._fees: Fees | None = None
         self._fees_at = -math.inf
+        self._head = trio.Event()
         self._sent = self._resent = self._mined = self._reverted = self._simulated = 0
 
     def __repr__(self) -> str:
@@ -486,16 +489,26 @@ class TransactionSender:
                 return _receipt(answer, nonce)
         return None
 
+    def new_head(self) -> None:
+        """A new block is in (the chain adapter's ``newHeads`` subscription): every receipt
+        waiter looks again now instead of at its next poll."""
+        self._head.set()
+        self._head = trio.Event()
+
     async def _wait_receipt(self, hashes: list[str], nonce: int, until: float) -> Receipt | None:
+        """Look for a receipt at once, then on each new head (:meth:`new_head`) and, as a
+        fallback when no heads are announced, at polls backing off to ``receipt_poll_max``."""
         delay = self.settings.receipt_poll_min
         while True:
+            head = self._head
             found = await self._find_receipt(hashes, nonce)
             if found is not None:
                 return found
             now = trio.current_time()
             if now >= until:
                 return None
-            await trio.sleep(min(delay, until - now))
+            with trio.move_on_after(min(delay, until - now)):
+                await head.wait()
             delay = min(delay * 1.5, self.settings.receipt_poll_max)
 
     async def _explain_revert(

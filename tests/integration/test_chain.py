@@ -627,6 +627,36 @@ async def test_a_stuck_transaction_is_resent_with_a_higher_fee_under_the_same_no
     assert not pending.pending  # settled
 
 
+async def test_a_new_head_wakes_the_receipt_waiters_at_once(
+    node: Node, grid: GridAddresses
+) -> None:
+    """With polls 60 s apart, only the head announcement can make the receipt be seen in time."""
+    rpc_ = HttpRpc(node.rpc_url)
+    slow_polls = SenderSettings(receipt_poll_min=60.0, receipt_poll_max=60.0)
+    sender = TransactionSender(rpc_, PROVIDER_KEY, settings=slow_polls)
+    approve = grid_abi().function("Credit", "approve")
+    receipts = []
+    rpc(node, "evm_setAutomine", False)
+    try:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+
+                async def send() -> None:
+                    receipts.append(
+                        await sender.transact(grid.credit, approve.encode(ADDRS[CUSTOMER], 9))
+                    )
+
+                nursery.start_soon(send)
+                await wait_until(lambda: sender.statistics().sent == 1)
+                rpc(node, "evm_mine")
+                sender.new_head()
+    finally:
+        rpc(node, "evm_setAutomine", True)
+        await rpc_.aclose()
+    (receipt,) = receipts
+    assert receipt.status and sender.statistics().mined == 1
+
+
 # -------------------------------------------------------------------------------------- actor
 
 
@@ -776,7 +806,7 @@ async def test_a_dead_subscription_is_detected_and_rebuilt(
 
 
 @pytest.mark.slow
-async def test_a_queued_burst_is_claimed_faster_than_twenty_jobs_per_second(
+async def test_a_queued_burst_is_claimed_whole_and_once(
     node: Node, grid: GridAddresses, run_actor: Any
 ) -> None:
     count = 200
@@ -784,11 +814,7 @@ async def test_a_queued_burst_is_claimed_faster_than_twenty_jobs_per_second(
     ids = await queue_jobs_fast(node, grid, count)
     running = await run_actor(ws_url=ws_url(node))
     await wait_until(lambda: running.chain.describe()["connection"].startswith("subscribed"))
-    began = trio.current_time()
     await running.chain.ask(StartClaiming())
     received = await running.jobs.wait_for(count, within=60)
-    elapsed = running.jobs.arrived_at[-1] - began
-    rate = count / elapsed
-    print(f"burst of {count} queued jobs claimed in {elapsed:.2f} s: {rate:.0f} jobs/s")
-    assert sorted(c.job_id for c in received) == sorted(ids)
-    assert rate > 20
+    assert sorted(c.job_id for c in received) == sorted(ids)  # every one, none twice
+    # (its pace is a figure for bench/, not an assertion: python -m bench lifecycle)
