@@ -47,7 +47,6 @@ until each is settled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 import msgspec
 import trio
@@ -72,6 +71,7 @@ from actors.job.machine import (
 )
 from actors.job.supervisor import Accepted, Reconcile
 from actors.slurm.messages import FindJobs, SlurmError, SlurmJob
+from config.schema import Reaper
 from runtime.actor import Actor
 from runtime.errors import ActorSystemError
 from runtime.store import Store
@@ -90,7 +90,7 @@ __all__ = [
     "Tell",
     "provider_address",
     "reconcile",
-    "settings_from_environment",
+    "settings_from_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ def _cold_note(on_chain: OnChainJob) -> str:
 
 
 class ReaperSettings(msgspec.Struct, frozen=True):
-    """Timings of the reaper (seconds)."""
+    """Timings of the reaper (seconds); the operator sets them in the ``reaper`` section of the
+    configuration (:func:`settings_from_config`)."""
 
     interval: float = 60.0
     first_sweep_after: float = 2.0
@@ -450,35 +451,14 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         return len(self._pending_left)
 
 
-REAPER_ENVIRONMENT = {
-    "interval": "GRID_REAPER_INTERVAL",
-    "report_grace": "GRID_REAPER_REPORT_GRACE",
-    "first_sweep_after": "GRID_REAPER_FIRST_SWEEP",
-    "lost_grace": "GRID_REAPER_LOST_GRACE",
-}
-"""Environment variables overriding :class:`ReaperSettings` (seconds), until the configuration
-schema has a ``reaper`` section."""
-
-
-def settings_from_environment(environ: Mapping[str, str]) -> ReaperSettings:
-    """:class:`ReaperSettings` with the overrides of :data:`REAPER_ENVIRONMENT` that are set
-    (a value that is not a positive number is ignored, with a warning)."""
-    changes: dict[str, float] = {}
-    for field, variable in REAPER_ENVIRONMENT.items():
-        text = environ.get(variable, "").strip()
-        if not text:
-            continue
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if value <= 0:
-            log.warning(
-                "reaper: %s=%r is not a positive number of seconds; ignored", variable, text
-            )
-            continue
-        changes[field] = value
-    return msgspec.structs.replace(ReaperSettings(), **changes)
+def settings_from_config(reaper: Reaper) -> ReaperSettings:
+    """:class:`ReaperSettings` from ``cfg.reaper`` (durations the loader checked positive)."""
+    return ReaperSettings(
+        interval=reaper.interval.total_seconds(),
+        first_sweep_after=reaper.first_sweep_after.total_seconds(),
+        lost_grace=reaper.lost_grace.total_seconds(),
+        report_grace=reaper.report_grace.total_seconds(),
+    )
 
 
 def provider_address(private_key: bytes) -> str:

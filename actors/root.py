@@ -19,8 +19,6 @@ handled.
 
 from __future__ import annotations
 
-import os
-
 from actors.benchmark.actor import BenchmarkActor
 from actors.benchmark.settings import settings_from_config
 from actors.callbacks import CallbackServerActor
@@ -32,7 +30,8 @@ from actors.grid import Prices
 from actors.job.ports import AdapterPorts
 from actors.job.supervisor import jobs_supervisor
 from actors.metrics import MetricsSource, metrics_server
-from actors.reaper import ReaperActor, provider_address, settings_from_environment
+from actors.reaper import ReaperActor, provider_address
+from actors.reaper import settings_from_config as reaper_settings_from_config
 from actors.registration import RegistrationActor
 from actors.sbatch import SbatchClient, SbatchTls
 from actors.slurm.actor import SlurmActor
@@ -115,7 +114,7 @@ def build_root(
             store=store,
             provider=provider_address(wallet_key),
             rpc_url=str(cfg.chain.rpc_endpoint),
-            settings=settings_from_environment(os.environ),
+            settings=reaper_settings_from_config(cfg.reaper),
         )
 
     return Supervisor(

@@ -30,6 +30,7 @@ from config.values import (
     SshAddress,
     Wei,
     WsUrl,
+    absolute_path,
     at_least_one_minute,
     check_base64_secret,
     check_env_names,
@@ -37,9 +38,11 @@ from config.values import (
     check_user_template,
     check_wallet_key,
     decode_base64,
+    int_between,
     normalise_labels,
     normalise_user_map,
     parse_wallet_key,
+    positive_duration,
     render_user_template,
 )
 
@@ -245,12 +248,37 @@ class Slurm(Section, frozen=True):
 
 
 class Hpl(Section, frozen=True):
+    """HPL (Linpack), which measures the cluster's floating-point speed; and how it is sized."""
+
     single_node: Annotated[
         bool, Setting("run HPL on one node only", go_env=("BENCHMARK_HPL_SINGLE_NODE",))
     ] = False
     image: Annotated[str, Setting("HPL container image", go_env=("BENCHMARK_HPL_IMAGE",))] = (
         "registry-1.deepsquare.run#library/hpc-benchmarks:23.5"
     )
+    problem_size_percent: Annotated[
+        int,
+        Setting(
+            "HPL's matrix size N, in percent of the largest N the nodes' memory holds "
+            "(50 fills about a quarter of the memory; smaller runs faster)",
+            refine=int_between(1, 100),
+        ),
+    ] = 50
+    block_size: Annotated[
+        int,
+        Setting(
+            "HPL's block size NB (0: automatic, 512 with GPUs and 192 without)",
+            go_env=("BENCHMARK_HPL_BLOCK_SIZE",),
+            refine=int_between(0),
+        ),
+    ] = 0
+    cpus_per_rank: Annotated[
+        int,
+        Setting(
+            "CPUs given to each MPI rank of HPL on nodes without GPUs (one rank per GPU otherwise)",
+            refine=int_between(1),
+        ),
+    ] = 1
 
 
 class Ior(Section, frozen=True):
@@ -266,6 +294,21 @@ class Osu(Section, frozen=True):
     image: Annotated[str, Setting("OSU container image", go_env=("BENCHMARK_OSU_IMAGE",))] = (
         "registry-1.deepsquare.run#library/osu-benchmarks:latest"
     )
+
+
+class Storage(Section, frozen=True):
+    """The storage benchmark (fio): one file written then read back in each scratch folder."""
+
+    shared_scratch: Annotated[
+        Path,
+        Setting("scratch folder on the filesystem every node shares", refine=absolute_path),
+    ] = Path("/opt/cache/shared")
+    local_scratch: Annotated[
+        Path, Setting("scratch folder on each node's own disk", refine=absolute_path)
+    ] = Path("/tmp")
+    size_mb: Annotated[
+        int, Setting("MB written then read back in each folder", refine=int_between(1))
+    ] = 1024
 
 
 class Speedtest(Section, frozen=True):
@@ -333,10 +376,19 @@ class Benchmark(Section, frozen=True):
             refine=check_env_names,
         ),
     ] = msgspec.field(default_factory=dict)
+    output_folder: Annotated[
+        Path | None,
+        Setting(
+            "folder on the login node where benchmark jobs write their output, read back over "
+            "SSH (default: the runAs user's home)",
+            refine=absolute_path,
+        ),
+    ] = None
     ucx: Ucx = msgspec.field(default_factory=Ucx)
     hpl: Hpl = msgspec.field(default_factory=Hpl)
     ior: Ior = msgspec.field(default_factory=Ior)
     osu: Osu = msgspec.field(default_factory=Osu)
+    storage: Storage = msgspec.field(default_factory=Storage)
     speedtest: Speedtest = msgspec.field(default_factory=Speedtest)
 
 
@@ -397,6 +449,39 @@ class Grpc(Section, frozen=True, kw_only=True):
     reporter_auth: ReporterAuth = msgspec.field(default_factory=ReporterAuth)
 
 
+# --------------------------------------------------------------------------- reaper
+
+
+class Reaper(Section, frozen=True):
+    """The reaper: at start and then every so often, it compares what the checkpoint store,
+    SLURM and the chain say about each live job and settles any difference (a lost report, a
+    job SLURM forgot, a job the chain moved on)."""
+
+    interval: Annotated[
+        timedelta, Setting("time between two sweeps over the live jobs", refine=positive_duration)
+    ] = timedelta(minutes=1)
+    first_sweep_after: Annotated[
+        timedelta,
+        Setting("delay from start-up to the first sweep", refine=positive_duration),
+    ] = timedelta(seconds=2)
+    report_grace: Annotated[
+        timedelta,
+        Setting(
+            "how long a job SLURM says has ended waits for its completion report before the "
+            "reaper takes the end (state, duration, exit code) from SLURM instead",
+            refine=positive_duration,
+        ),
+    ] = timedelta(seconds=10)
+    lost_grace: Annotated[
+        timedelta,
+        Setting(
+            "how long SLURM must keep saying it has no such job before the job is declared lost "
+            "(PANICKED on chain)",
+            refine=positive_duration,
+        ),
+    ] = timedelta(minutes=10)
+
+
 # --------------------------------------------------------------------------- process
 
 
@@ -435,6 +520,7 @@ class Config(Section, frozen=True, kw_only=True):
     ] = msgspec.field(default_factory=dict)
     prices: Prices = msgspec.field(default_factory=Prices)
     grpc: Grpc
+    reaper: Reaper = msgspec.field(default_factory=Reaper)
     state: State = msgspec.field(default_factory=State)
     metrics: Metrics = msgspec.field(default_factory=Metrics)
     log: Log = msgspec.field(default_factory=Log)

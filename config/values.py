@@ -469,6 +469,36 @@ def at_least_one_minute(raw: object) -> object:
     return raw
 
 
+def positive_duration(raw: object) -> object:
+    assert isinstance(raw, timedelta)
+    if raw <= timedelta(0):
+        raise ValueError("expected a duration longer than 0, such as 30s or 10m")
+    return raw
+
+
+def int_between(low: int, high: int | None = None) -> Callable[[object], object]:
+    """A check for an integer setting: at least ``low`` and, if given, at most ``high``."""
+    expected = f"expected an integer of at least {low}"
+    if high is not None:
+        expected = f"expected an integer from {low} to {high}"
+
+    def check(raw: object) -> object:
+        assert isinstance(raw, int)
+        if raw < low or (high is not None and raw > high):
+            raise ValueError(expected)
+        return raw
+
+    return check
+
+
+def absolute_path(raw: object) -> object:
+    """A folder on the SLURM nodes: it must not depend on where a command happens to run."""
+    assert isinstance(raw, Path)
+    if not raw.is_absolute():
+        raise ValueError("expected an absolute path (starting with /)")
+    return raw
+
+
 def check_wallet_key(raw: object) -> object:
     """A ``Secret`` holding a wallet key; the error never repeats it."""
     assert isinstance(raw, Secret)

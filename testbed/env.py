@@ -229,14 +229,9 @@ def benchmark_config(layout: Layout, run_as: str) -> dict[str, Any]:
         "mode": "native",
         "runAs": run_as,
         "timeLimit": "10m",
-        "env": {
-            "GRID_BENCHMARK_MEMORY_FRACTION": "0.03",
-            "GRID_BENCHMARK_HPL_BLOCK_SIZE": "64",
-            "GRID_BENCHMARK_CPUS_PER_RANK": "8",
-            "GRID_BENCHMARK_STORAGE_MB": "64",
-            "GRID_BENCHMARK_SHARED_SCRATCH": str(layout.root / "scratch"),
-            "OMPI_MCA_mpi_yield_when_idle": "1",
-        },
+        "hpl": {"problemSizePercent": 3, "blockSize": 64, "cpusPerRank": 8},
+        "storage": {"sharedScratch": str(layout.root / "scratch"), "sizeMb": 64},
+        "env": {"OMPI_MCA_mpi_yield_when_idle": "1"},
     }
 
 

@@ -1,19 +1,10 @@
 """What the benchmark suite is told to do: one immutable value built from ``cfg.benchmark``.
 
-The configuration schema (:class:`config.schema.Benchmark`) carries the operator's options
-(disable, single node, UCX, include unresponsive, run-as user, time limit, mode, images, extra
-environment). The sizing knobs that have no schema field yet are read from reserved names in
-``benchmark.env`` (they are exported in the jobs too, harmlessly):
-
-=================================  ==========================================================
-``GRID_BENCHMARK_MEMORY_FRACTION`` HPL problem size as a fraction of sqrt(memory) (0.5)
-``GRID_BENCHMARK_HPL_BLOCK_SIZE``  HPL NB (0: 512 with GPUs, 192 without)
-``GRID_BENCHMARK_CPUS_PER_RANK``   CPUs per MPI rank on a CPU-only cluster (1)
-``GRID_BENCHMARK_SHARED_SCRATCH``  the shared scratch folder measured by fio (/opt/cache/shared)
-``GRID_BENCHMARK_LOCAL_SCRATCH``   the node-local scratch folder measured by fio (/tmp)
-``GRID_BENCHMARK_STORAGE_MB``      MB written then read per folder (1024)
-``GRID_BENCHMARK_OUTPUT_DIR``      where job outputs go, read back over SSH ("": the home)
-=================================  ==========================================================
+The configuration schema (:class:`config.schema.Benchmark`) carries every option: disable, single
+node, UCX, include unresponsive, run-as user, time limit, mode, images, extra environment, and
+the sizing of the jobs (``hpl.problemSizePercent``, ``hpl.blockSize``, ``hpl.cpusPerRank``, the
+``storage`` folders and size, ``outputFolder``). :func:`settings_from_config` turns it into the
+plain values the planner and the actor read.
 """
 
 from __future__ import annotations
@@ -23,19 +14,9 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["RESERVED_ENV", "BenchmarkSettings", "settings_from_config"]
+from config.schema import Benchmark
 
-RESERVED_ENV = frozenset(
-    {
-        "GRID_BENCHMARK_MEMORY_FRACTION",
-        "GRID_BENCHMARK_HPL_BLOCK_SIZE",
-        "GRID_BENCHMARK_CPUS_PER_RANK",
-        "GRID_BENCHMARK_SHARED_SCRATCH",
-        "GRID_BENCHMARK_LOCAL_SCRATCH",
-        "GRID_BENCHMARK_STORAGE_MB",
-        "GRID_BENCHMARK_OUTPUT_DIR",
-    }
-)
+__all__ = ["BenchmarkSettings", "settings_from_config"]
 
 
 class BenchmarkSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +40,7 @@ class BenchmarkSettings(msgspec.Struct, frozen=True, kw_only=True):
     ior_image: str = "registry-1.deepsquare.run#library/ior-benchmarks:latest"
     speedtest_image: str = "registry-1.docker.io#gists/speedtest-cli:1.2.0"
     memory_fraction: float = 0.5
+    """HPL's N as a fraction of the largest N the memory holds (``hpl.problemSizePercent``)."""
     hpl_block_size: int = 0
     cpus_per_rank: int = 1
     shared_scratch: str = "/opt/cache/shared"
@@ -75,24 +57,8 @@ class BenchmarkSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("the benchmark time limit is at least one minute")
 
 
-def settings_from_config(benchmark: object) -> BenchmarkSettings:
-    """Build from ``cfg.benchmark`` (:class:`config.schema.Benchmark`); raises ``ValueError`` for
-    a reserved ``GRID_BENCHMARK_*`` value that does not parse."""
-    from config.schema import Benchmark
-
-    if not isinstance(benchmark, Benchmark):
-        raise TypeError("settings_from_config expects cfg.benchmark")
-    env = dict(benchmark.env)
-
-    def number(name: str, default: float) -> float:
-        text = env.get(name)
-        if text is None:
-            return default
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"benchmark.env {name}={text!r} is not a number") from None
-
+def settings_from_config(benchmark: Benchmark) -> BenchmarkSettings:
+    """Build from ``cfg.benchmark``; the loader has already checked every value."""
     return BenchmarkSettings(
         disable=benchmark.disable,
         mode=benchmark.mode,
@@ -105,16 +71,16 @@ def settings_from_config(benchmark: object) -> BenchmarkSettings:
         ucx_affinity=benchmark.ucx.affinity,
         ucx_transport=benchmark.ucx.transport,
         trace=benchmark.trace,
-        env=tuple(sorted((k, v) for k, v in env.items() if k not in RESERVED_ENV)),
+        env=tuple(sorted(benchmark.env.items())),
         hpl_image=benchmark.hpl.image,
         osu_image=benchmark.osu.image,
         ior_image=benchmark.ior.image,
         speedtest_image=benchmark.speedtest.image,
-        memory_fraction=number("GRID_BENCHMARK_MEMORY_FRACTION", 0.5),
-        hpl_block_size=int(number("GRID_BENCHMARK_HPL_BLOCK_SIZE", 0)),
-        cpus_per_rank=int(number("GRID_BENCHMARK_CPUS_PER_RANK", 1)),
-        shared_scratch=env.get("GRID_BENCHMARK_SHARED_SCRATCH", "/opt/cache/shared"),
-        local_scratch=env.get("GRID_BENCHMARK_LOCAL_SCRATCH", "/tmp"),
-        storage_mb=int(number("GRID_BENCHMARK_STORAGE_MB", 1024)),
-        output_dir=env.get("GRID_BENCHMARK_OUTPUT_DIR", ""),
+        memory_fraction=benchmark.hpl.problem_size_percent / 100,
+        hpl_block_size=benchmark.hpl.block_size,
+        cpus_per_rank=benchmark.hpl.cpus_per_rank,
+        shared_scratch=str(benchmark.storage.shared_scratch),
+        local_scratch=str(benchmark.storage.local_scratch),
+        storage_mb=benchmark.storage.size_mb,
+        output_dir=str(benchmark.output_folder or ""),
     )

@@ -31,7 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: The reaper sweeps every few seconds in tests (the default is a minute) and leaves an end to
 #: its completion report for 5 s (the default is 10 s) before recovering it from SLURM.
-TEST_ENVIRONMENT = {"GRID_REAPER_INTERVAL": "3", "GRID_REAPER_REPORT_GRACE": "5"}
+TEST_ENVIRONMENT = {
+    "GRID_SUPERVISOR_REAPER_INTERVAL": "3s",
+    "GRID_SUPERVISOR_REAPER_REPORT_GRACE": "5s",
+}
 
 FINAL = {
     JobStatus.FINISHED,

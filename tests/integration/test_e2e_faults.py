@@ -132,7 +132,7 @@ def test_jobs_ending_while_the_supervisor_is_down_are_delivered_from_the_spool(
 ) -> None:
     """SIGTERM; restarted with the reaper held back, ``report --flush`` delivers every end."""
     jobs = run_until_down(supervisor, testbed_env, tmp_path, supervisor.stop)
-    supervisor.environment["GRID_REAPER_FIRST_SWEEP"] = "600"
+    supervisor.environment["GRID_SUPERVISOR_REAPER_FIRST_SWEEP_AFTER"] = "10m"
     try:
         supervisor.start(timeout=60)
         flushed = flush_spool(testbed_env)
@@ -142,7 +142,7 @@ def test_jobs_ending_while_the_supervisor_is_down_are_delivered_from_the_spool(
         assert "recovered" not in log_since_last_start(supervisor)
     finally:
         supervisor.stop()
-        del supervisor.environment["GRID_REAPER_FIRST_SWEEP"]
+        del supervisor.environment["GRID_SUPERVISOR_REAPER_FIRST_SWEEP_AFTER"]
 
 
 @pytest.mark.parametrize("part", faults.PARTS)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 import subprocess
 from datetime import timedelta
+from pathlib import Path
 
-import msgspec
 import pytest
 
 from actors.benchmark.plan import (
@@ -23,7 +23,7 @@ from actors.benchmark.plan import (
 from actors.benchmark.settings import BenchmarkSettings, settings_from_config
 from actors.slurm import commands as cmd
 from actors.slurm.messages import Node, SubmitBatch
-from config.schema import Benchmark, Ucx
+from config.schema import Benchmark, Hpl, Storage, Ucx
 
 ADDRESS = "127.0.0.1:3000"
 PATH = "/usr/bin:/bin"
@@ -171,24 +171,33 @@ def test_hpcc_input_has_the_hpl_lines_where_hpcc_reads_them() -> None:
     assert len(lines) == 36
 
 
-def test_settings_from_config_reads_options_and_reserved_env() -> None:
-    benchmark = msgspec.convert(
-        {
-            "mode": "native",
-            "runAs": "bench",
-            "timeLimit": "PT10M",
-            "ucx": {"enable": True, "affinity": "a|b", "transport": "rc"},
-            "hpl": {"singleNode": True},
-            "env": {"GRID_BENCHMARK_MEMORY_FRACTION": "0.03", "OTHER": "1"},
-        },
-        Benchmark,
+def test_settings_from_config_reads_options_and_sizing() -> None:
+    benchmark = Benchmark(
+        mode="native",
+        run_as="bench",
+        time_limit=timedelta(minutes=10),
+        ucx=Ucx(enable=True, affinity="a|b", transport="rc"),
+        hpl=Hpl(single_node=True, problem_size_percent=3, block_size=64, cpus_per_rank=8),
+        storage=Storage(shared_scratch=Path("/scratch"), local_scratch=Path("/local"), size_mb=64),
+        output_folder=Path("/shared/out"),
+        env={"GRID_BENCHMARK_MEMORY_FRACTION": "0.9", "OTHER": "1"},
     )
     settings = settings_from_config(benchmark)
-    assert settings.memory_fraction == 0.03 and settings.env == (("OTHER", "1"),)
+    assert settings.memory_fraction == 0.03
+    assert (settings.hpl_block_size, settings.cpus_per_rank) == (64, 8)
+    assert (settings.shared_scratch, settings.local_scratch) == ("/scratch", "/local")
+    assert settings.storage_mb == 64 and settings.output_dir == "/shared/out"
+    # Every benchmark.env entry is only exported in the jobs now: no name is reserved.
+    assert settings.env == (("GRID_BENCHMARK_MEMORY_FRACTION", "0.9"), ("OTHER", "1"))
     assert settings.run_as == "bench" and settings.time_limit_minutes == 10
     assert settings.ucx and settings.ucx_affinity == "a|b" and settings.hpl_single_node
-    default = settings_from_config(Benchmark(ucx=Ucx(), time_limit=timedelta(hours=24)))
+
+
+def test_settings_from_default_config_are_the_default_settings() -> None:
+    default = settings_from_config(Benchmark())
+    assert default == BenchmarkSettings()
     assert default.mode == "container" and default.time_limit_minutes == 1440
+    assert default.output_dir == "" and default.memory_fraction == 0.5
 
 
 def test_settings_refuse_a_nonsense_fraction() -> None:

@@ -23,7 +23,8 @@ from config import (
     provider_address,
     verify_offline,
 )
-from config.settings import LEAVES
+from config.load import flag_values
+from config.settings import ENV_CONFIG_FILE, LEAF_BY_ENV, LEAVES
 from config.values import (
     format_duration,
     normalise_label,
@@ -158,6 +159,24 @@ def test_config_is_frozen(document: dict[str, object]) -> None:
             "3h",
             lambda c: c.benchmark.time_limit,
             [timedelta(hours=h) for h in (3, 2, 1, 24)],
+        ),
+        (
+            "reaper.reportGrace",
+            "30s",
+            "GRID_SUPERVISOR_REAPER_REPORT_GRACE",
+            "20s",
+            "5s",
+            lambda c: c.reaper.report_grace,
+            [timedelta(seconds=s) for s in (5, 20, 30, 10)],
+        ),
+        (
+            "benchmark.storage.sizeMb",
+            64,
+            "GRID_SUPERVISOR_BENCHMARK_STORAGE_SIZE_MB",
+            "32",
+            "16",
+            lambda c: c.benchmark.storage.size_mb,
+            [16, 32, 64, 1024],
         ),
     ],
 )
@@ -530,6 +549,119 @@ def test_benchmark_time_limit_must_reach_a_minute(document: dict[str, object]) -
     document["benchmark"] = {"timeLimit": "30s"}
     with pytest.raises(ConfigError, match=r"benchmark\.timeLimit: expected a duration of at least"):
         load(document=document, env={})
+
+
+# --------------------------------------------------------------------------- reaper and sizing
+
+
+def test_reaper_and_benchmark_sizing_defaults(document: dict[str, object]) -> None:
+    cfg = config_from_mapping(document)
+    reaper, hpl, storage = cfg.reaper, cfg.benchmark.hpl, cfg.benchmark.storage
+    assert reaper.interval == timedelta(minutes=1)
+    assert reaper.first_sweep_after == timedelta(seconds=2)
+    assert reaper.report_grace == timedelta(seconds=10)
+    assert reaper.lost_grace == timedelta(minutes=10)
+    assert (hpl.problem_size_percent, hpl.block_size, hpl.cpus_per_rank) == (50, 0, 1)
+    assert storage.shared_scratch == Path("/opt/cache/shared")
+    assert storage.local_scratch == Path("/tmp")
+    assert storage.size_mb == 1024 and cfg.benchmark.output_folder is None
+
+
+def test_reaper_and_benchmark_sizing_from_a_file(
+    tmp_path: Path, document: dict[str, object]
+) -> None:
+    document["reaper"] = {
+        "interval": "3s",
+        "firstSweepAfter": "500ms",
+        "reportGrace": "5s",
+        "lostGrace": "1h30m",
+    }
+    document["benchmark"] = {
+        "outputFolder": "/shared/out",
+        "hpl": {"problemSizePercent": 3, "blockSize": 64, "cpusPerRank": 8},
+        "storage": {"sharedScratch": "/scratch", "localScratch": "/local", "sizeMb": 64},
+    }
+    loaded = load(file=write_yaml(tmp_path / "c.yaml", document), env={})
+    reaper, benchmark = loaded.config.reaper, loaded.config.benchmark
+    assert reaper.interval == timedelta(seconds=3)
+    assert reaper.first_sweep_after == timedelta(milliseconds=500)
+    assert reaper.report_grace == timedelta(seconds=5)
+    assert reaper.lost_grace == timedelta(minutes=90)
+    assert benchmark.output_folder == Path("/shared/out")
+    assert (benchmark.hpl.problem_size_percent, benchmark.hpl.block_size) == (3, 64)
+    assert benchmark.hpl.cpus_per_rank == 8
+    assert benchmark.storage.shared_scratch == Path("/scratch")
+    assert benchmark.storage.local_scratch == Path("/local")
+    assert benchmark.storage.size_mb == 64
+    assert loaded.sources["reaper.lostGrace"].kind == "file"
+
+
+def test_reaper_and_benchmark_sizing_from_the_environment_and_flags(
+    document: dict[str, object],
+) -> None:
+    env = {
+        "GRID_SUPERVISOR_REAPER_INTERVAL": "3s",
+        "GRID_SUPERVISOR_REAPER_FIRST_SWEEP_AFTER": "10m",
+        "GRID_SUPERVISOR_BENCHMARK_HPL_PROBLEM_SIZE_PERCENT": "3",
+        "BENCHMARK_HPL_BLOCK_SIZE": "64",  # the Go supervisor's name
+        "GRID_SUPERVISOR_BENCHMARK_STORAGE_SHARED_SCRATCH": "/scratch",
+        "GRID_SUPERVISOR_BENCHMARK_OUTPUT_FOLDER": "/shared/out",
+    }
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, config_option=False)
+    flags = ["--reaper.lost-grace", "2m", "--benchmark.hpl.cpusPerRank", "4"]
+    args = parser.parse_args([*flags, "--benchmark.storage.size-mb", "16"])
+    cfg = load(document=document, env=env, flags=flag_values(args)).config
+    assert cfg.reaper.interval == timedelta(seconds=3)
+    assert cfg.reaper.first_sweep_after == timedelta(minutes=10)
+    assert cfg.reaper.lost_grace == timedelta(minutes=2)
+    assert cfg.reaper.report_grace == timedelta(seconds=10)
+    assert (cfg.benchmark.hpl.problem_size_percent, cfg.benchmark.hpl.block_size) == (3, 64)
+    assert cfg.benchmark.hpl.cpus_per_rank == 4
+    assert cfg.benchmark.storage.shared_scratch == Path("/scratch")
+    assert cfg.benchmark.storage.size_mb == 16
+    assert cfg.benchmark.output_folder == Path("/shared/out")
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "expected"),
+    [
+        ("reaper.interval", "0", "expected a duration longer than 0"),
+        ("reaper.lostGrace", "-5m", "expected a duration such as 24h"),
+        ("reaper.reportGrace", "10", "expected a duration such as 24h"),
+        ("benchmark.hpl.problemSizePercent", "0.5", "expected an integer, got '0.5'"),
+        ("benchmark.hpl.problemSizePercent", "101", "expected an integer from 1 to 100"),
+        ("benchmark.hpl.blockSize", "-1", "expected an integer of at least 0"),
+        ("benchmark.hpl.cpusPerRank", "0", "expected an integer of at least 1"),
+        ("benchmark.storage.sizeMb", "0", "expected an integer of at least 1"),
+        ("benchmark.storage.sharedScratch", "scratch", "expected an absolute path (starting"),
+        ("benchmark.outputFolder", "out", "expected an absolute path (starting with /)"),
+    ],
+)
+def test_bad_reaper_and_sizing_values_are_named(
+    document: dict[str, object], key: str, raw: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load(document=document, env={}, flags={key: raw})
+    assert f"{key}: {expected}" in problems_of(excinfo)
+    assert f"(from flag --{key})" in problems_of(excinfo)
+
+
+def test_a_bad_reaper_timing_in_a_file_exits_2_naming_the_key(
+    tmp_path: Path,
+    document: dict[str, object],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cli.main import main
+
+    for name in [*LEAF_BY_ENV, ENV_CONFIG_FILE]:
+        monkeypatch.delenv(name, raising=False)
+    document["reaper"] = {"interval": "0s"}
+    path = write_yaml(tmp_path / "c.yaml", document)
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "reaper.interval: expected a duration longer than 0, such as 30s or 10m, got '0s'" in err
 
 
 def test_addresses_lowercase_and_valid_checksums_pass_and_normalise() -> None:

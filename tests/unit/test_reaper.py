@@ -31,9 +31,10 @@ from actors.reaper import (
     SlurmUnknown,
     Tell,
     reconcile,
-    settings_from_environment,
+    settings_from_config,
 )
 from actors.slurm.messages import SlurmJob
+from config.schema import Reaper
 
 JOB_ID = "0x" + "cd" * 32
 PROVIDER = "0x" + "22" * 20
@@ -256,11 +257,16 @@ def test_a_lost_receipt_of_our_own_final_status_is_recognised() -> None:
 # --- settings ------------------------------------------------------------------------------------
 
 
-def test_settings_come_from_the_environment_when_set() -> None:
-    assert settings_from_environment({}) == ReaperSettings()
-    tuned = settings_from_environment(
-        {"GRID_REAPER_INTERVAL": "2.5", "GRID_REAPER_LOST_GRACE": "30"}
+def test_settings_come_from_the_reaper_section_of_the_configuration() -> None:
+    assert settings_from_config(Reaper()) == ReaperSettings()
+    tuned = settings_from_config(
+        Reaper(
+            interval=dt.timedelta(seconds=2.5),
+            first_sweep_after=dt.timedelta(minutes=10),
+            report_grace=dt.timedelta(seconds=5),
+            lost_grace=dt.timedelta(seconds=30),
+        )
     )
-    assert tuned.interval == 2.5 and tuned.lost_grace == 30.0
-    ignored = settings_from_environment({"GRID_REAPER_INTERVAL": "-1"})
-    assert ignored.interval == ReaperSettings().interval
+    assert (tuned.interval, tuned.first_sweep_after) == (2.5, 600.0)
+    assert (tuned.report_grace, tuned.lost_grace) == (5.0, 30.0)
+    assert (tuned.ask_timeout, tuned.concurrency) == (60.0, 16)
