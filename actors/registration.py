@@ -102,6 +102,7 @@ class RegistrationActor(Actor[object, None]):
         approval_poll: float = 5.0,
         backoff: Backoff | None = None,
         drain: DrainSwitch | None = None,
+        rng: random.Random | None = None,
         name: str = "registration",
     ) -> None:
         super().__init__(name)
@@ -112,6 +113,8 @@ class RegistrationActor(Actor[object, None]):
         self._benchmark_timeout = benchmark_timeout
         self._approval_poll = approval_poll
         self._backoff = backoff or Backoff(initial=1.0, maximum=30.0)
+        self._rng = rng if rng is not None else random.Random()
+        """Draws every backoff's jitter (pass ``random.Random(seed)`` for reproducible tests)."""
         self._state = "starting"
         self._approval: Approval | None = None
         self._drain = drain if drain is not None else DrainSwitch()
@@ -140,7 +143,7 @@ class RegistrationActor(Actor[object, None]):
                 break
             attempt += 1
             log.warning("SLURM health check failed (%s); retrying", health.detail)
-            await trio.sleep(self._backoff.delay(attempt, random.Random()))
+            await trio.sleep(self._backoff.delay(attempt, self._rng))
         self._state = "discovering hardware"
         nodes = await slurm.ask(Discover(self._include_unresponsive), timeout=60.0)
         assert isinstance(nodes, list)
@@ -192,7 +195,7 @@ class RegistrationActor(Actor[object, None]):
                 if failures == 1 or failures % 20 == 0:
                     log.warning("cannot read the provider's approval (%s); retrying", error)
                 self._state = "chain unreachable (retrying)"
-                await trio.sleep(self._backoff.delay(failures, random.Random()))
+                await trio.sleep(self._backoff.delay(failures, self._rng))
                 continue
             failures = 0
             assert isinstance(approval, Approval)

@@ -10,32 +10,13 @@
 # reached (and first retries what an earlier run spooled). It must never fail: SLURM does not wait
 # for a useful answer, and a broken hook must not break the cluster.
 #
-# Settings, read (and exported) from ${GRID_HOOKS_ENV:-/etc/slurm/grid-hooks.env} if present:
-#   GRID_HOOK_LOG_DIR     folder of hooks.log (default /var/log/grid-supervisor)
-#   GRID_SUPERVISOR_BIN   the grid-supervisor executable (default: on PATH, else this checkout's
-#                         .venv/bin/grid-supervisor)
-#   GRID_REPORT_*         the reporter's settings (see `grid-supervisor report --help`): SPOOL_DIR,
-#                         TLS, CA_FILE, SECRET_FILE, TIMEOUT, SCONTROL
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-GRID_HOOK_LOG_DIR=/var/log/grid-supervisor
-GRID_SUPERVISOR_BIN=
-settings=${GRID_HOOKS_ENV:-/etc/slurm/grid-hooks.env}
-set -a
-# shellcheck disable=SC1090
-[ -r "$settings" ] && . "$settings"
-set +a
-log="$GRID_HOOK_LOG_DIR/hooks.log"
-{
-    mkdir -p "$GRID_HOOK_LOG_DIR" &&
-        printf '%s hook=completion job=%s state=%s exit=%s user=%s name=%s nodes=%s start=%s end=%s\n' \
-            "$(date +%s)" "$JOBID" "$JOBSTATE" "$EXITCODE" "$USERNAME" "$JOBNAME" "$NODES" \
-            "$START" "$END" >>"$log"
-} 2>/dev/null
-[ -w "$log" ] || log=/dev/null # the report matters more than its log line
-bin=${GRID_SUPERVISOR_BIN:-$(command -v grid-supervisor)}
-[ -n "$bin" ] || bin="$(dirname "$0")/../.venv/bin/grid-supervisor"
-"$bin" report jobcomp </dev/null >>"$log" 2>&1 ||
-    printf '%s report=jobcomp job=%s outcome=error reason=%s failed\n' \
-        "$(date +%s)" "$JOBID" "$bin" >>"$log" 2>/dev/null
+# PATH, the settings (/etc/slurm/grid-hooks.env) and the log and report steps are in
+# hooks-common.sh, which must be installed next to this script.
+common="${0%/*}/hooks-common.sh" # sourced before PATH is set: no dirname here
+[ -r "$common" ] || { echo "grid hook: $common is missing; nothing reported" >&2; exit 0; }
+# shellcheck source=hooks-common.sh
+. "$common"
+hook_log 'hook=completion job=%s state=%s exit=%s user=%s name=%s nodes=%s start=%s end=%s' \
+    "$JOBID" "$JOBSTATE" "$EXITCODE" "$USERNAME" "$JOBNAME" "$NODES" "$START" "$END"
+hook_report jobcomp "$JOBID"
 exit 0

@@ -6,8 +6,22 @@ Every function takes the node's ``rpc_url`` and the deployed ``GridAddresses`` (
 for its transaction's receipt. Keys are hex private keys; they only ever sign. Reverts surface as
 ``testbed.evm.ContractRevert(name, args)``.
 
-Records (Job, Provider, ...) are msgspec Structs in the ABI's field order; ``status`` and
-``storage_type`` are the uint8 values of the wire; addresses are checksummed.
+The market speaks the grid's own vocabulary: :class:`~actors.grid.Label`,
+:class:`~actors.grid.Affinity`, :class:`~actors.grid.JobDefinition` and
+:class:`~actors.grid.Hardware` (the ABI's ``ProviderHardware``) are the supervisor's types, and
+the definitions, hardware, labels and job ids go to and from their ABI tuples through
+:mod:`actors.chain.abi`. Only the records the market reads whole keep a testbed shape of their
+own, because the supervisor's types are deliberately smaller:
+
+- :class:`Job` is the chain's whole ``Job`` (every cost and time field, the raw ``bytes32`` name),
+  which contract tests assert on, where :class:`~actors.grid.OnChainJob` keeps what the
+  supervisor reads;
+- :class:`Provider` is ``getProvider``'s record as it is, the all-zero one of an unknown address
+  included (:func:`actors.chain.abi.provider_from_abi` turns that into None);
+- :class:`ClaimedJob` is one ``ClaimJobEvent`` of a receipt.
+
+Their addresses are checksummed (as the testbed's wallets spell them), where the supervisor's
+are lowercase.
 """
 
 from __future__ import annotations
@@ -15,36 +29,70 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import msgspec
 
-from testbed.contracts import GridAddresses, committed_abis
+from actors.chain.abi import (
+    CONTRACTS,
+    definition_from_abi,
+    definition_to_abi,
+    hardware_to_abi,
+    job_id_bytes,
+    labels_to_abi,
+    load_abi,
+)
+from actors.grid import Affinity, Hardware, JobDefinition, JobStatus, Label
+from testbed.contracts import GridAddresses
 from testbed.evm import Chain, Contract, Wallet
 
+__all__ = [
+    "CREDIT",
+    "DEFAULT_PRICES",
+    "Affinity",
+    "ClaimedJob",
+    "GridContracts",
+    "Hardware",
+    "Job",
+    "JobCost",
+    "JobDefinition",
+    "JobTime",
+    "Label",
+    "Provider",
+    "ProviderHardware",
+    "ProviderPrices",
+    "approve_provider",
+    "cancel_job",
+    "claim_next_job",
+    "connect",
+    "credit_balance",
+    "credits_per_minute",
+    "definition_from_abi",
+    "definition_to_abi",
+    "get_job",
+    "get_provider",
+    "hardware_to_abi",
+    "job_from_abi",
+    "job_id_bytes",
+    "job_name_bytes",
+    "meta_schedule",
+    "mint_credits",
+    "panic_job",
+    "prices_to_abi",
+    "provider_from_abi",
+    "provider_set_job_status",
+    "refuse_job",
+    "register_provider",
+    "request_job",
+    "set_enable_request_new_job",
+    "top_up_job",
+]
+
+ProviderHardware = Hardware
+"""The ABI's name (``struct ProviderHardware``) for :class:`actors.grid.Hardware`: one class."""
+
 # ------------------------------------------------------------------------------------- records
-
-
-class Label(msgspec.Struct, frozen=True):
-    key: str
-    value: str
-
-
-class Affinity(msgspec.Struct, frozen=True):
-    label: Label
-    op: bytes  # 2 bytes, ASCII operator NUL-padded, e.g. b">=" or b"=\x00"
-
-
-class JobDefinition(msgspec.Struct, frozen=True):
-    gpus: int
-    mem_per_cpu: int  # MB
-    cpus_per_task: int
-    ntasks: int
-    batch_location_hash: str
-    storage_type: int = 0
-    uses: tuple[Label, ...] = ()
-    affinity: tuple[Affinity, ...] = ()
 
 
 class JobCost(msgspec.Struct, frozen=True):
@@ -64,28 +112,24 @@ class JobTime(msgspec.Struct, frozen=True):
 
 
 class Job(msgspec.Struct, frozen=True):
+    """The chain's whole ``Job`` record, in the ABI's field order."""
+
     job_id: str  # 0x + 64 hex
-    status: int
+    status: JobStatus
     customer_addr: str
     provider_addr: str
     definition: JobDefinition
     cost: JobCost
     time: JobTime
-    job_name: bytes
+    job_name: bytes  # the raw bytes32, NUL-padded
     has_cancel_request: bool
     last_error: str
     exit_code: int
 
 
-class ProviderHardware(msgspec.Struct, frozen=True):
-    nodes: int
-    gpus_per_node: tuple[int, ...]
-    cpus_per_node: tuple[int, ...]
-    mem_per_node: tuple[int, ...]  # MB
-
-
 class ProviderPrices(msgspec.Struct, frozen=True):
-    """Wei of credit per GPU-minute, CPU-minute and MB-minute."""
+    """Wei of credit per GPU-minute, CPU-minute and MB-minute (:class:`actors.grid.Prices` under
+    the ABI's field names)."""
 
     gpu_price_per_min: int
     cpu_price_per_min: int
@@ -101,8 +145,10 @@ CREDIT = 10**18  # wei per credit
 
 
 class Provider(msgspec.Struct, frozen=True):
+    """``getProvider``'s record as it is: addr 0x00..00 and zeros for an unknown address."""
+
     addr: str
-    hardware: ProviderHardware
+    hardware: Hardware
     prices: ProviderPrices
     labels: tuple[Label, ...]
     is_banned: bool
@@ -121,47 +167,11 @@ class ClaimedJob(msgspec.Struct, frozen=True):
 # ------------------------------------------------------------------------- ABI tuple conversions
 
 
-def _labels_to_abi(labels: Sequence[Label]) -> list[tuple[str, str]]:
-    return [(label.key, label.value) for label in labels]
-
-
-def _labels_from_abi(raw: Sequence[Any]) -> tuple[Label, ...]:
-    return tuple(Label(key=k, value=v) for k, v in raw)
-
-
-def definition_to_abi(d: JobDefinition) -> tuple[Any, ...]:
-    affinity = [((a.label.key, a.label.value), a.op.ljust(2, b"\0")) for a in d.affinity]
-    return (
-        d.gpus,
-        d.mem_per_cpu,
-        d.cpus_per_task,
-        d.ntasks,
-        d.batch_location_hash,
-        d.storage_type,
-        _labels_to_abi(d.uses),
-        affinity,
-    )
-
-
-def definition_from_abi(raw: Sequence[Any]) -> JobDefinition:
-    gpus, mem, cpus, ntasks, location, storage, uses, affinity = raw
-    return JobDefinition(
-        gpus=gpus,
-        mem_per_cpu=mem,
-        cpus_per_task=cpus,
-        ntasks=ntasks,
-        batch_location_hash=location,
-        storage_type=storage,
-        uses=_labels_from_abi(uses),
-        affinity=tuple(Affinity(label=Label(key=k, value=v), op=op) for (k, v), op in affinity),
-    )
-
-
 def job_from_abi(raw: Sequence[Any]) -> Job:
     job_id, status, customer, provider, definition, cost, times, name, cancel, error, code = raw
     return Job(
         job_id="0x" + bytes(job_id).hex(),
-        status=status,
+        status=JobStatus(status),
         customer_addr=customer,
         provider_addr=provider,
         definition=definition_from_abi(definition),
@@ -174,10 +184,6 @@ def job_from_abi(raw: Sequence[Any]) -> Job:
     )
 
 
-def hardware_to_abi(h: ProviderHardware) -> tuple[Any, ...]:
-    return (h.nodes, list(h.gpus_per_node), list(h.cpus_per_node), list(h.mem_per_node))
-
-
 def prices_to_abi(p: ProviderPrices) -> tuple[int, int, int]:
     return (p.gpu_price_per_min, p.cpu_price_per_min, p.mem_price_per_min)
 
@@ -186,18 +192,11 @@ def provider_from_abi(raw: Sequence[Any]) -> Provider:
     addr, (nodes, gpus, cpus, mem), prices, labels, banned = raw
     return Provider(
         addr=addr,
-        hardware=ProviderHardware(nodes, tuple(gpus), tuple(cpus), tuple(mem)),
+        hardware=Hardware(nodes, tuple(gpus), tuple(cpus), tuple(mem)),
         prices=ProviderPrices(*prices),
-        labels=_labels_from_abi(labels),
+        labels=tuple(Label(key=k, value=v) for k, v in labels),
         is_banned=banned,
     )
-
-
-def job_id_bytes(job_id: str) -> bytes:
-    raw = bytes.fromhex(job_id.removeprefix("0x"))
-    if len(raw) != 32:
-        raise ValueError(f"a job id is 32 bytes, got {len(raw)}")
-    return raw
 
 
 def job_name_bytes(name: str) -> bytes:
@@ -229,9 +228,10 @@ class GridContracts:
     constants: Contract
 
 
-@lru_cache(maxsize=1)
+@cache
 def _abis() -> dict[str, list[dict[str, Any]]]:
-    return committed_abis()
+    """The committed ABIs, as the supervisor reads them (package data of ``contracts``)."""
+    return {name: load_abi(name) for name in CONTRACTS}
 
 
 @contextmanager
@@ -359,7 +359,7 @@ def register_provider(
             "register",
             hardware_to_abi(hardware),
             prices_to_abi(prices),
-            _labels_to_abi(labels),
+            labels_to_abi(labels),
         )
 
 

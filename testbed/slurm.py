@@ -7,7 +7,8 @@ state) for slurmctld.  ``/etc/slurm/slurm.conf`` is a link to the generated conf
 clients that customers run over SSH read that default path.
 
 The hooks (completion, prolog, controller prolog) are the scripts in the repo's ``slurm/``
-folder; they read their log folder from ``/etc/slurm/grid-hooks.env``.
+folder, run in place with ``hooks-common.sh`` (which they all source) beside them; they read their
+log folder from ``/etc/slurm/grid-hooks.env``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ HOOKS = lay.REPO_ROOT / "slurm"
 COMPLETION_HOOK = HOOKS / "completion-reporter.sh"
 PROLOG_HOOK = HOOKS / "prolog-reporter.sh"
 PROLOG_SLURMCTLD_HOOK = HOOKS / "prolog-slurmctld-reporter.sh"
+HOOKS_COMMON = HOOKS / "hooks-common.sh"
+"""Sourced by every hook from its own folder; without it a hook reports nothing (and exits 0)."""
 
 
 class PartitionHardware(msgspec.Struct, frozen=True):
@@ -100,6 +103,8 @@ def write_config(layout: Layout) -> None:
     layout.log.mkdir(parents=True, exist_ok=True)
     layout.job_output.mkdir(parents=True, exist_ok=True)
     layout.job_output.chmod(0o1777)
+    if not os.access(HOOKS_COMMON, os.R_OK):
+        raise TestbedError(f"{HOOKS_COMMON} is missing: the SLURM hooks would report nothing")
     for hook in (COMPLETION_HOOK, PROLOG_HOOK, PROLOG_SLURMCTLD_HOOK):
         if not os.access(hook, os.X_OK):
             hook.chmod(0o755)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from actors.grid import JobDefinition, Label
 from testbed import market
 from testbed.contracts import (
     EXPORTED,
@@ -29,15 +30,7 @@ from testbed.contracts import (
 )
 from testbed.evm import Chain, ContractRevert, Receipt, Wallet
 from testbed.layout import Layout
-from testbed.market import (
-    CREDIT,
-    DEFAULT_PRICES,
-    GridContracts,
-    JobDefinition,
-    Label,
-    ProviderHardware,
-    ProviderPrices,
-)
+from testbed.market import CREDIT, DEFAULT_PRICES, GridContracts, ProviderHardware, ProviderPrices
 from testbed.node import ensure_node_tools
 
 PENDING, META_SCHEDULED, SCHEDULED, RUNNING = 0, 1, 2, 3

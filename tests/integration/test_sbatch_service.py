@@ -29,12 +29,13 @@ from grpclib import GRPCError, Status
 from grpclib.client import Channel
 from grpclib.health.v1 import health_grpc, health_pb2
 
+from actors.grid import JobDefinition, Label
 from protos.sbatchapi.v1alpha1 import sbatch_grpc, sbatch_pb2
 from testbed import market
 from testbed.contracts import GridAddresses, compile_contracts, deploy_grid
 from testbed.evm import Chain
 from testbed.layout import Layout
-from testbed.market import CREDIT, DEFAULT_PRICES, JobDefinition, Label, ProviderHardware
+from testbed.market import CREDIT, DEFAULT_PRICES, ProviderHardware
 from testbed.node import ensure_node_tools
 from testbed.scripts import put_script
 from testbed.tls import TlsFiles, ensure_tls
