@@ -10,28 +10,48 @@ the reply to an :meth:`Actor.ask`. Other tasks talk to an actor three ways:
   answering; the message may have taken effect) or :class:`ActorStopped` (it never will answer).
 
 Crash or answer? **An exception escaping ``handle`` crashes the actor**: its mailbox closes,
-waiting askers get :class:`ActorCrashed`, queued tells are dropped, and its supervisor decides
+every asker still waiting (on the message that crashed it, on one being served concurrently, on
+one still queued) gets :class:`ActorCrashed`, queued tells are dropped, and its supervisor decides
 (usually a restart: a *new* instance with an empty mailbox). That is right for a broken
 connection. It is wrong for bad input: a malformed request or a refused transition is a message
 with an answer, so ``handle`` should *return* a value that says so (an error reply Struct) and
-may call :meth:`Actor.note_error` to make it visible in ``statistics()``.
+may call :meth:`Actor.note_error` to make it visible in ``statistics()``. The one exception to
+the rule is the class attribute :attr:`Actor.answered_errors`: an exception of one of those types
+escaping ``handle`` *is* the answer. The asker gets it raised in its own task, ``note_error``
+records it, and the actor reads on; for a tell it is only recorded. It applies alike to
+sequential and concurrent messages. Adapters use it for the failures of one request (a command
+lost on an SSH channel, a node that did not answer): the asker decides, the pool stays warm.
+
+Concurrency. By default an actor handles one message at a time. ``Actor(name, concurrency=N)``
+(N > 0) lets it serve up to N asks at once: the mailbox loop still takes messages in order, but
+an ask for which :meth:`Actor.concurrent` is true (by default: every ask) takes one of N slots and
+is handed to its own task in the actor's background nursery, which runs ``handle`` and replies.
+When all N slots are taken the loop waits for one, the mailbox fills and ``tell``/``ask`` block:
+backpressure, as for a busy sequential actor. Tells and the asks ``concurrent`` declines are
+handled in the loop itself, one at a time, after every earlier message has been *taken*; asks
+taken earlier may still be running, and their tasks start in no guaranteed order. So messages
+whose relative order matters must be sequential. ``statistics().in_flight`` counts the asks
+holding a slot. ``handled`` counts them once they are answered.
 
 Life cycle of one instance (it runs once; a restart makes a new one):
-``run()`` calls :meth:`Actor.started`, signals ``task_status.started()``, then handles one message
-at a time. :meth:`Actor.request_stop` closes the mailbox: the current message is finished, the
-queued ones are refused (askers get :class:`ActorStopped`), :meth:`Actor.stopping` runs and
-``run()`` returns. ``stopping()`` does not run after a crash or a cancellation.
+``run()`` calls :meth:`Actor.started`, signals ``task_status.started()``, then reads the mailbox
+as above. :meth:`Actor.request_stop` closes the mailbox: the current sequential message is
+finished, the queued ones are refused (askers get :class:`ActorStopped`), :meth:`Actor.stopping`
+runs and ``run()`` returns; concurrent asks still in flight then are cancelled with the background
+tasks, and their askers get :class:`ActorStopped` too. ``stopping()`` does not run after a crash
+or a cancellation.
 
 Background work tied to the actor's life: :meth:`Actor.spawn` runs ``fn(*args)`` in a nursery
 owned by ``run()``. A failure there crashes the actor; a graceful stop cancels the tasks after
-``stopping()``. To keep idle actors cheap the nursery is opened on the first ``spawn``: a spawn
-from ``started()`` begins as soon as the actor is running, but a spawn from a ``handle`` call that
-is the actor's first begins only once that call returns (so do not wait in that handler for
-something the new task does; spawn from ``started()`` instead).
+``stopping()``. To keep idle actors cheap the nursery is opened on the first ``spawn`` (or the
+first concurrent ask): a spawn from ``started()`` begins as soon as the actor is running, but a
+spawn from a ``handle`` call that is the actor's first begins only once that call returns (so do
+not wait in that handler for something the new task does; spawn from ``started()`` instead).
 
 Cost: an idle actor is one trio task plus a few small objects (no trio memory channel: the
-mailbox below is a lazily allocated deque driven by trio's low-level parking primitives; see
-bench/README.md for the measured bytes). Subclasses should declare ``__slots__`` too.
+mailbox below is a lazily allocated deque driven by trio's low-level parking primitives, and a
+sequential actor has no semaphore; see bench/README.md for the measured bytes). Subclasses should
+declare ``__slots__`` too.
 
 :class:`ActorRef` reaches an actor by its registered name and follows it across restarts.
 """
@@ -236,7 +256,8 @@ class ActorStatistics(msgspec.Struct, frozen=True):
     mailbox_size: int
     handled: int
     last_error: ErrorInfo | None
-    background_tasks: int
+    background_tasks: int  # includes the tasks serving concurrent asks
+    in_flight: int  # concurrent asks holding a slot (always 0 for a sequential actor)
 
 
 _NEW, _RUNNING, _STOPPING, _STOPPED, _CRASHED, _STOPPING_BEFORE_RUN = range(6)
@@ -250,21 +271,36 @@ class Actor(Generic[MessageT, ReplyT]):
     __slots__ = (
         "_handled",
         "_last_error",
+        "_limit",
         "_mailbox",
         "_name",
         "_nursery",
         "_pending",
         "_phase",
         "_registry",
+        "_unanswered",
     )
 
     kind: ClassVar[Kind] = Kind.ACTOR
 
-    def __init__(self, name: str, *, mailbox_size: int = DEFAULT_MAILBOX_SIZE) -> None:
+    answered_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    """Exceptions that ``handle`` raises as an answer, not a crash (see the module docstring)."""
+
+    def __init__(
+        self, name: str, *, mailbox_size: int = DEFAULT_MAILBOX_SIZE, concurrency: int = 0
+    ) -> None:
+        """``concurrency``: how many asks may be served at once, each in its own task (0, the
+        default: one message at a time; see :meth:`concurrent`)."""
         if mailbox_size < 1:
             raise ValueError(f"mailbox_size must be >= 1, not {mailbox_size}")
+        if concurrency < 0:
+            raise ValueError(f"concurrency must be >= 0, not {concurrency}")
         self._name = name
         self._mailbox = _Mailbox(mailbox_size)
+        # the slots of concurrent asks; none at all for a sequential actor (idle actors are many)
+        self._limit = trio.Semaphore(concurrency, max_value=concurrency) if concurrency else None
+        # asks whose handling was cancelled: _end answers them once the actor's fate is known
+        self._unanswered: list[_Ask] | None = None
         self._handled = 0
         self._last_error: ErrorInfo | None = None
         self._phase = _NEW
@@ -290,8 +326,15 @@ class Actor(Generic[MessageT, ReplyT]):
     # --- hooks subclasses implement ----------------------------------------------------------
 
     async def handle(self, message: MessageT) -> ReplyT:
-        """Handle one message; the return value answers an ``ask``. Raise only to crash."""
+        """Handle one message; the return value answers an ``ask``. Raise only to crash (or
+        one of :attr:`answered_errors`, to answer with it)."""
         raise NotImplementedError
+
+    def concurrent(self, message: MessageT) -> bool:
+        """Whether this ask is served in its own task (only asked when ``concurrency`` > 0;
+        tells are always sequential). The default serves every ask concurrently; override it
+        to keep the asks whose order matters in the mailbox loop."""
+        return True
 
     async def started(self) -> None:
         """Runs before the actor reports itself started; a failure here fails the start."""
@@ -388,6 +431,7 @@ class Actor(Generic[MessageT, ReplyT]):
 
     def statistics(self) -> ActorStatistics:
         nursery = self._nursery
+        limit = self._limit
         return ActorStatistics(
             name=self._name,
             phase=_PHASES[self._phase],
@@ -396,6 +440,7 @@ class Actor(Generic[MessageT, ReplyT]):
             handled=self._handled,
             last_error=self._last_error,
             background_tasks=len(nursery.child_tasks) if nursery is not None else 0,
+            in_flight=cast(int, limit.max_value) - limit.value if limit is not None else 0,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -441,20 +486,69 @@ class Actor(Generic[MessageT, ReplyT]):
             item = await mailbox.get()
             if item is _CLOSED:
                 break
-            if type(item) is _Ask:
-                try:
-                    value = await self.handle(cast(MessageT, item.message))
-                except BaseException as exc:
-                    item.fail(self._refusal(item.message, exc))
-                    raise
-                item.reply(value)
+            if type(item) is not _Ask:
+                await self._handle_tell(cast(MessageT, item))
+            elif self._limit is None:
+                await self._serve(item)
             else:
-                await self.handle(cast(MessageT, item))
-            self._handled += 1
+                await self._dispatch(item, self._limit)
         self._phase = _STOPPING
         mailbox.close()
         self._refuse_queued(None)
         await self.stopping()
+
+    async def _handle_tell(self, message: MessageT) -> None:
+        try:
+            await self.handle(message)
+        except self.answered_errors as exc:
+            self.note_error(exc)
+        self._handled += 1
+
+    async def _serve(self, request: _Ask) -> None:
+        """Handle one ask and answer it (in the mailbox loop, or in its own task)."""
+        try:
+            value = await self.handle(cast(MessageT, request.message))
+        except self.answered_errors as exc:
+            self.note_error(exc)
+            request.fail(exc)
+        except BaseException as exc:
+            self._not_answered(request, exc)
+            raise
+        else:
+            request.reply(value)
+        self._handled += 1
+
+    async def _dispatch(self, request: _Ask, limit: trio.Semaphore) -> None:
+        """Serve ``request`` in its own task once a slot is free, or here if it is sequential."""
+        try:
+            concurrent = self.concurrent(cast(MessageT, request.message))
+            if concurrent:
+                await limit.acquire()  # all slots taken: the loop waits, the mailbox fills
+        except BaseException as exc:
+            self._not_answered(request, exc)
+            raise
+        if not concurrent:
+            await self._serve(request)
+            return
+        # the first spawn queues the task: _live opens the nursery at the top of its loop
+        self.spawn(self._serve_concurrently, request, limit)
+
+    async def _serve_concurrently(self, request: _Ask, limit: trio.Semaphore) -> None:
+        try:
+            await self._serve(request)
+        finally:
+            limit.release()
+
+    def _not_answered(self, request: _Ask, error: BaseException) -> None:
+        """``error`` interrupted ``request``. A crash answers it now; a cancellation (a graceful
+        stop, a crash elsewhere in the actor, a cancelled ``run``) leaves it for ``_end``, which
+        knows which of those it was."""
+        if isinstance(sole_exception(error), trio.Cancelled):
+            if self._unanswered is None:
+                self._unanswered = []
+            self._unanswered.append(request)
+        else:
+            request.fail(self._refusal(request.message, error))
 
     def _refusal(self, message: object, error: BaseException | None) -> BaseException:
         if error is None or isinstance(sole_exception(error), trio.Cancelled):
@@ -469,6 +563,9 @@ class Actor(Generic[MessageT, ReplyT]):
     def _end(self, error: BaseException | None) -> None:
         self._mailbox.close()
         self._refuse_queued(error)
+        unanswered, self._unanswered = self._unanswered, None
+        for request in unanswered or ():
+            request.fail(self._refusal(request.message, error))
         self._nursery = None
         self._pending = None
         if error is None or isinstance(error, trio.Cancelled):

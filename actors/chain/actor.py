@@ -28,12 +28,15 @@ What it does in the background, for as long as it runs:
   and shown in :meth:`ChainActor.describe`, never a crash (claiming continues: queued jobs are
   still the provider's to run).
 
-Asks (see :mod:`actors.chain.messages`): ``StartClaiming``/``StopClaiming`` go through the mailbox;
-the chain reads and transactions (``SetJobStatus``, ``RefuseJob``, ``Register``, ``GetJob``,
-``GetProvider``, ``ProviderApproval``) are served **concurrently**, each in its own task of the
-actor, so status reports do not queue behind one another's receipts (several transactions are in
-flight at once, each with its own nonce). Their transport errors are raised to the asker as the
-adapter's own exceptions (and a malformed job id as ValueError); a bug crashes the actor as usual.
+Asks (see :mod:`actors.chain.messages`): ``StartClaiming``/``StopClaiming`` are handled one at
+a time in the mailbox loop (their order matters); the chain reads and transactions
+(``SetJobStatus``, ``RefuseJob``, ``Register``, ``GetJob``, ``GetProvider``, ``ProviderApproval``)
+are served **concurrently** by the runtime (:mod:`runtime.actor`, at most ``MAX_ASKS_IN_FLIGHT``
+at once), each in its own task of the actor, so status reports do not queue behind one another's
+receipts (several transactions are in flight at once, each with its own nonce). They still wait
+behind a ``StopClaiming`` in progress, which waits for the claim round in flight. Their transport
+errors are raised to the asker as the adapter's own exceptions (and a malformed job id as
+ValueError: both are the actor's ``answered_errors``); a bug crashes the actor as usual.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import logging
 import random
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar
 
 import msgspec
 import trio
@@ -69,8 +72,8 @@ from actors.chain.messages import (
 from actors.chain.revert import ChainError, ContractError
 from actors.chain.rpc import HttpRpc, SubscriptionLost, open_ws_rpc
 from actors.chain.transactions import PendingLog, Receipt, SenderSettings, TransactionSender
-from runtime.actor import DEFAULT_ASK_TIMEOUT, Actor
-from runtime.errors import ActorCrashed, ActorStopped, ActorSystemError, AskTimeout
+from runtime.actor import Actor
+from runtime.errors import ActorSystemError
 from runtime.policy import Backoff
 from runtime.store import Store, StoreError
 
@@ -105,20 +108,15 @@ class ChainSettings(msgspec.Struct, frozen=True):
 
 _CONCURRENT = (SetJobStatus, RefuseJob, Register, GetJob, GetProvider, ProviderApproval)
 
-
-class _Slot:
-    """The reply of one concurrently served ask."""
-
-    __slots__ = ("done", "error", "value")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.value: object = None
-        self.error: BaseException | None = None
+MAX_ASKS_IN_FLIGHT = 256
+"""Chain reads and transactions served at once; beyond that the mailbox applies backpressure."""
 
 
 class ChainActor(Actor[ChainMessage, ChainReply]):
     """The chain adapter as an actor. Build it from explicit values; the caller reads config."""
+
+    # a broken connection or a refused transaction (ChainError), or a malformed job id
+    answered_errors: ClassVar[tuple[type[Exception], ...]] = (ChainError, ValueError)
 
     def __init__(
         self,
@@ -133,7 +131,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         jobs_name: str = "jobs",
         name: str = "chain",
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, concurrency=MAX_ASKS_IN_FLIGHT)
         self.settings = settings or ChainSettings()
         self._rpc = HttpRpc(rpc_url, timeout=self.settings.request_timeout)
         self._sender = TransactionSender(
@@ -207,42 +205,10 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
 
     # --- asks ----------------------------------------------------------------------------------
 
-    async def ask(
-        self,
-        message: ChainMessage,
-        *,
-        timeout: float = DEFAULT_ASK_TIMEOUT,  # noqa: ASYNC109
-    ) -> ChainReply:
+    def concurrent(self, message: ChainMessage) -> bool:
         """Chain reads and transactions are served concurrently (see the module docstring);
-        ``StartClaiming``/``StopClaiming`` go through the mailbox."""
-        if not isinstance(message, _CONCURRENT):
-            return await super().ask(message, timeout=timeout)
-        if self.statistics().phase != "running":
-            raise ActorStopped(self.name, "is not running")
-        slot = _Slot()
-        self.spawn(self._serve, message, slot)
-        with trio.move_on_after(timeout):
-            await slot.done.wait()
-        if not slot.done.is_set():
-            raise AskTimeout(self.name, type(message).__name__, timeout)
-        if slot.error is not None:
-            raise slot.error
-        return cast(ChainReply, slot.value)
-
-    async def _serve(self, message: ChainMessage, slot: _Slot) -> None:
-        try:
-            slot.value = await self._answer(message)
-        except (ChainError, ValueError) as exc:  # a broken connection, or a malformed job id
-            self.note_error(exc)
-            slot.error = exc
-        except trio.Cancelled:
-            slot.error = ActorStopped(self.name, "stopped before answering")
-            raise
-        except BaseException as exc:
-            slot.error = ActorCrashed(self.name, type(message).__name__, exc)
-            raise
-        finally:
-            slot.done.set()
+        ``StartClaiming``/``StopClaiming`` are handled in order, in the mailbox loop."""
+        return isinstance(message, _CONCURRENT)
 
     async def handle(self, message: ChainMessage) -> ChainReply:
         if isinstance(message, StartClaiming):

@@ -6,14 +6,16 @@ supervisor's own jobs ``SubmitBatch`` and ``ReadOutput``). Commands are built by
 the pure functions of :mod:`actors.slurm.commands` and run by :class:`actors.slurm.ssh.SshPool`:
 submissions as the customer's UNIX user, everything else as the admin user.
 
-Concurrency. The mailbox is read one message at a time, but SSH commands take tens or hundreds
-of milliseconds, so the actor does not run them in ``handle``: each request gets its own task in
-the actor's nursery (at most ``max_in_flight`` at once; beyond that ``handle`` waits, and the
-mailbox applies backpressure). :meth:`SlurmActor.ask` is overridden so callers still write
-``reply = await slurm.ask(Submit(...), timeout=...)`` (directly or through an ``ActorRef``) and
-get the reply value, or the request's own :class:`~actors.slurm.messages.SlurmError`
-(``CommandLost``, ``SshUnavailable``, ...) raised in *their* task. Such an error is noted in
-``statistics()`` and never crashes the actor: the pool behind it stays warm.
+Concurrency. SSH commands take tens or hundreds of milliseconds, so the actor serves its asks
+concurrently (:mod:`runtime.actor`'s ``concurrency``): each request runs in its own task of the
+actor, at most ``max_in_flight`` at once; beyond that the mailbox applies backpressure. Callers
+write ``reply = await slurm.ask(Submit(...), timeout=...)`` (directly or through an ``ActorRef``)
+and get the reply value, or the request's own :class:`~actors.slurm.messages.SlurmError`
+(``CommandLost``, ``SshUnavailable``, ...) raised in *their* task: ``SlurmError`` is the actor's
+``answered_errors``, so it is noted in ``statistics()`` and ``slurm_statistics().last_error`` and
+never crashes the actor: the pool behind it stays warm. Any other exception is a bug: it crashes
+the actor, and every asker waiting gets ``ActorCrashed``. The ``ask`` overloads only type the
+reply of each request for callers holding the actor itself.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import overload
+from typing import ClassVar, overload
 
 import msgspec
 import trio
@@ -55,7 +57,6 @@ from actors.slurm.messages import (
 )
 from actors.slurm.ssh import CommandResult, SshPool, SshSettings
 from runtime.actor import DEFAULT_ASK_TIMEOUT, Actor
-from runtime.errors import ActorCrashed, ActorStopped, AskTimeout
 
 __all__ = ["SlurmActor", "SlurmStatistics", "default_customer_user"]
 
@@ -79,39 +80,15 @@ class SlurmStatistics(msgspec.Struct, frozen=True):
     last_error: str
 
 
-class _Pending:
-    """The reply slot of one request running in its own task."""
-
-    __slots__ = ("_done", "_error", "_value")
-
-    def __init__(self) -> None:
-        self._done = trio.Event()
-        self._value: object = None
-        self._error: BaseException | None = None
-
-    def set(self, value: object) -> None:
-        self._value = value
-        self._done.set()
-
-    def fail(self, error: BaseException) -> None:
-        self._error = error
-        self._done.set()
-
-    async def wait(self) -> object:
-        await self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 class SlurmActor(Actor[SlurmRequest, object]):
     """Runs SLURM commands over SSH for the rest of the supervisor (registered as "slurm")."""
+
+    answered_errors: ClassVar[tuple[type[Exception], ...]] = (SlurmError,)
 
     __slots__ = (
         "_accounting",
         "_admin",
         "_customer_user",
-        "_in_flight",
         "_lost",
         "_output_dir",
         "_partition",
@@ -119,7 +96,6 @@ class SlurmActor(Actor[SlurmRequest, object]):
         "_pool",
         "_public_address",
         "_refused",
-        "_slots",
         "_slurm_error",
         "_submit_last",
         "_submit_timeout",
@@ -150,7 +126,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
         max_channels: int = 10,
         name: str = "slurm",
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, concurrency=max_in_flight)
         if not re.match(r"^[A-Za-z0-9_.-]+$", partition):
             raise ValueError(f"not a partition name: {partition!r}")
         self._pool = SshPool(
@@ -172,8 +148,6 @@ class SlurmActor(Actor[SlurmRequest, object]):
         self._workdir = workdir
         self._timeout = command_timeout
         self._submit_timeout = submit_timeout
-        self._slots = trio.Semaphore(max_in_flight)
-        self._in_flight = 0
         self._accounting: bool | None = None  # unknown until sacct is first tried
         self._submitted = 0
         self._refused = 0
@@ -226,12 +200,13 @@ class SlurmActor(Actor[SlurmRequest, object]):
                 await self._pool.aclose()
 
     async def handle(self, message: SlurmRequest) -> object:
-        """Start ``message``'s work in its own task; the reply slot is what ``ask`` waits on."""
-        await self._slots.acquire()
-        pending = _Pending()
-        self._in_flight += 1
-        self.spawn(self._serve, message, pending)
-        return pending
+        """Run ``message``'s work (in its own task: the runtime serves asks concurrently).
+        Its :class:`SlurmError` is the asker's answer, and kept for ``slurm_statistics()``."""
+        try:
+            return await self._answer(message)
+        except SlurmError as error:
+            self._slurm_error = str(error)
+            raise
 
     @overload
     async def ask(
@@ -311,34 +286,9 @@ class SlurmActor(Actor[SlurmRequest, object]):
         timeout: float = DEFAULT_ASK_TIMEOUT,  # noqa: ASYNC109 - the runtime's ask signature
     ) -> object:
         """Send ``message`` and return its reply (see :mod:`actors.slurm.messages`); raises its
-        :class:`SlurmError`, or :class:`AskTimeout` when ``timeout`` (queueing and work) runs
-        out: the work may still finish later."""
-        deadline = trio.current_time() + timeout
-        reply = await super().ask(message, timeout=timeout)
-        if not isinstance(reply, _Pending):
-            return reply
-        with trio.move_on_at(deadline):
-            return await reply.wait()
-        raise AskTimeout(self.name, type(message).__name__, timeout)
-
-    async def _serve(self, message: SlurmRequest, pending: _Pending) -> None:
-        try:
-            value = await self._answer(message)
-        except SlurmError as error:
-            self._slurm_error = str(error)
-            self.note_error(error)
-            pending.fail(error)
-        except trio.Cancelled:
-            pending.fail(ActorStopped(self.name, "stopped before answering"))
-            raise
-        except BaseException as error:  # a bug: tell the asker, then crash
-            pending.fail(ActorCrashed(self.name, type(message).__name__, error))
-            raise
-        else:
-            pending.set(value)
-        finally:
-            self._in_flight -= 1
-            self._slots.release()
+        :class:`SlurmError`, or :class:`~runtime.errors.AskTimeout` when ``timeout`` (queueing
+        and work) runs out: the work may still finish later."""
+        return await super().ask(message, timeout=timeout)
 
     async def _answer(self, message: SlurmRequest) -> object:
         match message:
@@ -597,7 +547,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     def slurm_statistics(self) -> SlurmStatistics:
         return SlurmStatistics(
-            in_flight=self._in_flight,
+            in_flight=self.statistics().in_flight,
             submitted=self._submitted,
             refused=self._refused,
             lost=self._lost,

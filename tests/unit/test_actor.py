@@ -323,3 +323,206 @@ def test_refs_need_a_registry() -> None:
         ActorRef[str, str](registry, "other").tell_nowait("x")
     with pytest.raises(ValueError):
         Recorder(mailbox_size=0)
+
+
+# --- concurrent asks -------------------------------------------------------------------------
+
+
+class Server(Actor[str, tuple[str, str]]):
+    """Serves asks concurrently, except those starting with "seq" (and every tell).
+
+    A message containing "wait" waits for its own gate; "missing" raises LookupError (an
+    answered error); "bug" raises ValueError (a crash).
+    """
+
+    __slots__ = ("began", "gates", "in_flight_at_stopping")
+
+    answered_errors = (LookupError,)
+
+    def __init__(self, *, concurrency: int = 2, mailbox_size: int = 8) -> None:
+        super().__init__("server", mailbox_size=mailbox_size, concurrency=concurrency)
+        self.began: list[str] = []
+        self.gates: dict[str, trio.Event] = {}
+        self.in_flight_at_stopping: int | None = None
+
+    def gate(self, message: str) -> trio.Event:
+        return self.gates.setdefault(message, trio.Event())
+
+    def concurrent(self, message: str) -> bool:
+        return not message.startswith("seq")
+
+    async def stopping(self) -> None:
+        self.in_flight_at_stopping = self.statistics().in_flight
+
+    async def handle(self, message: str) -> tuple[str, str]:
+        self.began.append(message)
+        if "wait" in message:
+            await self.gate(message).wait()
+        if "missing" in message:
+            raise LookupError(f"no such thing: {message}")
+        if "bug" in message:
+            raise ValueError(f"bug in {message}")
+        return ("done", message)
+
+
+async def ask_into(
+    outcomes: dict[str, object], actor: Actor[str, tuple[str, str]], message: str
+) -> None:
+    """Ask and keep the reply or the exception under the message's name."""
+    try:
+        outcomes[message] = await actor.ask(message)
+    except Exception as exc:
+        outcomes[message] = exc
+
+
+async def test_concurrent_asks_overlap_up_to_the_limit_then_apply_backpressure() -> None:
+    server = Server(concurrency=2, mailbox_size=1)
+    outcomes: dict[str, object] = {}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        for message in ("wait-a", "wait-b", "wait-c", "wait-d"):
+            nursery.start_soon(ask_into, outcomes, server, message)
+            await trio.testing.wait_all_tasks_blocked()
+        # a and b hold the two slots; the loop took c and waits for a slot; d is queued
+        assert sorted(server.began) == ["wait-a", "wait-b"]
+        stats = server.statistics()
+        assert (stats.in_flight, stats.mailbox_depth, stats.handled) == (2, 1, 0)
+        with pytest.raises(MailboxFull):
+            server.tell_nowait("seq-e")
+        server.gate("wait-b").set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcomes == {"wait-b": ("done", "wait-b")}
+        assert sorted(server.began) == ["wait-a", "wait-b", "wait-c"]
+        stats = server.statistics()  # c took b's slot; the loop took d and waits for one
+        assert (stats.in_flight, stats.mailbox_depth, stats.handled) == (2, 0, 1)
+        server.gate("wait-a").set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(server.began) == ["wait-a", "wait-b", "wait-c", "wait-d"]
+        for message in ("wait-c", "wait-d"):
+            server.gate(message).set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcomes == {m: ("done", m) for m in ("wait-a", "wait-b", "wait-c", "wait-d")}
+        stats = server.statistics()
+        assert (stats.in_flight, stats.handled, stats.phase) == (0, 4, "running")
+        server.request_stop()
+
+
+async def test_sequential_messages_are_taken_in_mailbox_order_among_concurrent_ones() -> None:
+    server = Server(concurrency=4)
+    outcomes: dict[str, object] = {}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        nursery.start_soon(ask_into, outcomes, server, "wait-a")
+        await trio.testing.wait_all_tasks_blocked()
+        # a sequential message does not wait for a concurrent ask taken before it...
+        assert await server.ask("seq-1") == ("done", "seq-1")
+        assert server.began == ["wait-a", "seq-1"]
+        # ...but one in progress holds back every message behind it, concurrent or not
+        nursery.start_soon(ask_into, outcomes, server, "seq-wait-2")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(ask_into, outcomes, server, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        await server.tell("seq-3")
+        assert server.began == ["wait-a", "seq-1", "seq-wait-2"]
+        server.gate("seq-wait-2").set()
+        await trio.testing.wait_all_tasks_blocked()
+        # b was taken first, but its own task may begin after the next message
+        assert server.began[:3] == ["wait-a", "seq-1", "seq-wait-2"]
+        assert sorted(server.began[3:]) == ["b", "seq-3"]
+        assert outcomes == {"seq-wait-2": ("done", "seq-wait-2"), "b": ("done", "b")}
+        assert "wait-a" not in outcomes  # still running all along
+        server.gate("wait-a").set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcomes["wait-a"] == ("done", "wait-a")
+        assert server.statistics().handled == 5
+        server.request_stop()
+
+
+async def test_answered_errors_reach_the_asker_and_the_actor_reads_on() -> None:
+    server = Server()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        with pytest.raises(LookupError, match="no such thing: missing-1"):
+            await server.ask("missing-1")  # served concurrently
+        last = server.statistics().last_error
+        assert last is not None and (last.type, last.message) == (
+            "LookupError",
+            "no such thing: missing-1",
+        )
+        with pytest.raises(LookupError, match="seq-missing-2"):
+            await server.ask("seq-missing-2")  # the same rule in the mailbox loop
+        await server.tell("seq-missing-3")  # a tell's answered error is only recorded
+        assert await server.ask("ok") == ("done", "ok")
+        stats = server.statistics()
+        assert stats.last_error is not None and "seq-missing-3" in stats.last_error.message
+        assert (stats.phase, stats.handled, stats.in_flight) == ("running", 4, 0)
+        server.request_stop()
+    assert server.statistics().phase == "stopped"
+
+
+async def test_a_crash_in_a_concurrent_ask_fails_every_asker_with_actor_crashed() -> None:
+    server = Server(concurrency=3)
+    outcomes: dict[str, object] = {}
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="bug in wait-bug")):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            # two concurrent asks in flight, a sequential one in handle(), one queued
+            for message in ("wait-bug", "wait-b", "seq-wait-c", "d"):
+                nursery.start_soon(ask_into, outcomes, server, message)
+                await trio.testing.wait_all_tasks_blocked()
+            assert server.statistics().in_flight == 2
+            assert server.statistics().mailbox_depth == 1
+            server.gate("wait-bug").set()
+    assert sorted(outcomes) == ["d", "seq-wait-c", "wait-b", "wait-bug"]
+    for message, outcome in outcomes.items():
+        assert isinstance(outcome, ActorCrashed), message
+        assert isinstance(outcome.__cause__, ValueError), message
+    assert "d" not in server.began
+    stats = server.statistics()
+    assert stats.phase == "crashed"
+    assert stats.last_error is not None and stats.last_error.type == "ValueError"
+
+
+async def test_a_graceful_stop_cancels_concurrent_asks_after_stopping() -> None:
+    server = Server(concurrency=2)
+    outcomes: dict[str, object] = {}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        for message in ("wait-a", "wait-b", "seq-c"):
+            nursery.start_soon(ask_into, outcomes, server, message)
+            await trio.testing.wait_all_tasks_blocked()
+        assert outcomes == {"seq-c": ("done", "seq-c")}
+        server.request_stop()
+    assert server.in_flight_at_stopping == 2  # still running while stopping() ran
+    for message in ("wait-a", "wait-b"):
+        outcome = outcomes[message]
+        assert isinstance(outcome, ActorStopped), message
+        assert "stopped before answering" in str(outcome)
+    stats = server.statistics()
+    assert (stats.phase, stats.handled, stats.in_flight) == ("stopped", 1, 0)
+
+
+async def test_a_concurrent_ask_times_out_and_keeps_its_slot_until_it_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    server = Server(concurrency=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        began = trio.current_time()
+        with pytest.raises(AskTimeout, match="'server'"):
+            await server.ask("wait-a", timeout=3.0)
+        assert trio.current_time() - began == pytest.approx(3.0)
+        assert server.statistics().in_flight == 1  # the work goes on without its asker
+        with pytest.raises(AskTimeout):
+            await server.ask("b", timeout=1.0)  # no slot for it within a second
+        server.gate("wait-a").set()
+        assert await server.ask("c") == ("done", "c")
+        stats = server.statistics()
+        assert (stats.in_flight, stats.handled) == (0, 3)  # "b" was served, late
+        server.request_stop()
+
+
+def test_concurrency_is_opt_in_and_never_negative() -> None:
+    assert Recorder().statistics().in_flight == 0
+    with pytest.raises(ValueError, match="concurrency"):
+        Server(concurrency=-1)
