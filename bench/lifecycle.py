@@ -6,12 +6,13 @@
    mined, receipt read) plus one ``sbatch`` over an already open SSH connection: the least any
    supervisor must do between a job reaching its queue and SLURM accepting it.
 2. Latency: with ``grid-supervisor run`` claiming, jobs are meta-scheduled one at a time; each is
-   timed from just before its ``metaSchedule`` transaction is sent to the moment the supervisor's
-   ``sbatch`` returned (the JobActor's ``SUBMITTED`` log line, JSON log, millisecond stamps).
+   timed from the moment its signed ``metaSchedule`` transaction leaves for anvil (which mines it
+   on arrival: the job is claimable from then on) to the moment the supervisor's ``sbatch``
+   returned (the JobActor's ``SUBMITTED`` log line, JSON log, millisecond stamps).
 3. Burst: the supervisor is stopped, ``--burst`` jobs are queued for the provider, the supervisor
    is started again; throughput is jobs per second from its first claim to its last submission.
 
-Prints median and p95 of both latencies, their ratio, and the burst rate.
+Prints the floor's and the latency's median and p95, their ratio, and the burst rate.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 import trio_asyncio
 import yaml
 
 from actors.chain.client import MetaSchedulerClient
-from actors.chain.rpc import HttpRpc
+from actors.chain.rpc import HttpRpc, open_ws_rpc
 from actors.chain.transactions import TransactionSender
 from actors.grid import ClaimedJob, JobStatus
 from actors.slurm import commands
@@ -74,14 +76,53 @@ def request(env: TestbedEnv, customer: int) -> str:
     )
 
 
-def schedule(env: TestbedEnv, job_id: str) -> None:
-    market.meta_schedule(
+class Scheduled(NamedTuple):
+    sent: float
+    """When (``time.time()``) the signed ``metaSchedule`` left for anvil."""
+    block: int
+    """The block that holds it: the job is claimable from that block on."""
+
+
+def schedule(env: TestbedEnv, job_id: str) -> Scheduled:
+    """Meta-schedule ``job_id`` to the provider (the testbed client's own simulation, signing and
+    receipt polling are outside ``sent``)."""
+    sent: list[float] = []
+    block = market.meta_schedule(
         env.chain.rpc_url,
         grid_addresses(env),
         metascheduler_key=env.meta_scheduler.key,
         job_id=job_id,
         provider=env.provider.address,
+        sending=lambda: sent.append(time.time()),
     )
+    return Scheduled(sent[0], block)
+
+
+class HeadClock:
+    """When each new head was announced on anvil's WebSocket, as any supervisor would first hear
+    of it (a thread with its own trio loop, listening for as long as the bench runs)."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.heard: dict[int, float] = {}
+        self._ready = threading.Event()
+        threading.Thread(target=trio.run, args=(self._listen, ws_url), daemon=True).start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"no newHeads subscription at {ws_url}")
+
+    async def _listen(self, ws_url: str) -> None:
+        async with open_ws_rpc(ws_url) as ws:
+            heads = await ws.subscribe("newHeads")
+            self._ready.set()
+            async for head in heads:
+                self.heard[int(str(head["number"]), 16)] = time.time()
+
+    def at(self, block: int) -> float:
+        deadline = time.monotonic() + 5
+        while block not in self.heard:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"block {block} was never announced")
+            time.sleep(0.001)
+        return self.heard[block]
 
 
 # --- 1. the floor ----------------------------------------------------------------------------
@@ -149,6 +190,7 @@ def measure_floor(env: TestbedEnv, samples: int) -> list[float]:
 
 class Supervisor:
     def __init__(self, env: TestbedEnv, work: Path) -> None:
+        self.env = env
         config: dict[str, Any] = yaml.safe_load(Path(env.supervisor_config).read_text())
         config["state"]["folder"] = str(work / "state")
         config["log"] = {"level": "info", "format": "json"}
@@ -162,21 +204,40 @@ class Supervisor:
 
     def start(self) -> None:
         out = self.log.open("ab")
+        since = len(self.events())  # this start's lines only
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "run", "--config", str(self.config)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
-        while not any("claiming started" in e.get("message", "") for e in self.events()):
+        approved = False
+        while not any("claiming started" in e.get("message", "") for e in self.events()[since:]):
+            waiting = any("approval: waiting" in e.get("message", "") for e in self._events[since:])
+            if waiting and not approved:  # it re-registered (other labels): approve it again
+                market.approve_provider(
+                    self.env.chain.rpc_url,
+                    grid_addresses(self.env),
+                    admin_key=self.env.admin.key,
+                    provider=self.env.provider.address,
+                )
+                approved = True
             if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"the supervisor did not start claiming; see {self.log}")
+                self.stop()
+                tail = self.log.read_text(errors="replace").splitlines()[-80:]
+                raise RuntimeError(
+                    "the supervisor did not start claiming; its last log lines:\n" + "\n".join(tail)
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def events(self) -> list[dict[str, Any]]:
         """Every JSON log line so far (read incrementally: the log grows by thousands of lines)."""
@@ -198,9 +259,11 @@ class Supervisor:
         self.events()
         return self._submitted
 
-    def first_claim_after(self, since: float) -> float:
-        return min(
-            float(e["time"])
+    def claims_after(self, since: float) -> list[tuple[float, int]]:
+        """When each job claim reached the supervisor (its ``ClaimedJob`` log line), and the
+        block that holds the claim, in time order."""
+        return sorted(
+            (float(e["time"]), int(e["message"].rpartition("(block ")[2].rstrip(")")))
             for e in self.events()
             if e["time"] >= since and "ClaimedJob" in e.get("message", "")
         )
@@ -235,18 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
         supervisor = Supervisor(env, Path(tmp))
+        heads = HeadClock(env.chain.ws_url)
         supervisor.start()
         try:
-            from_send, from_receipt = [], []
+            from_send, from_head = [], []
             for i in range(args.latency_jobs):
                 job_id = request(env, i % 4)
-                sent = time.time()
-                schedule(env, job_id)
-                mined = time.time()
+                scheduled = schedule(env, job_id)
                 done = wait_submitted(supervisor, {job_id}, 60)[job_id]
-                from_send.append(done - sent)
-                from_receipt.append(done - mined)
-            for label, values in (("sent", from_send), ("mined (receipt)", from_receipt)):
+                from_send.append(done - scheduled.sent)
+                from_head.append(done - heads.at(scheduled.block))
+            for label, values in (("sent", from_send), ("announced (newHeads)", from_head)):
                 median, p95 = statistics.median(values), percentile(values, 0.95)
                 print(
                     f"latency metaSchedule {label} -> accepted by SLURM, {len(values)} jobs: "
@@ -265,11 +327,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             restarted = time.time()
             supervisor.start()
             submitted = wait_submitted(supervisor, jobs, 600)
-            first = supervisor.first_claim_after(restarted)
-            last = max(submitted.values())
+            claims = supervisor.claims_after(restarted)
+            first, last = claims[0][0], max(submitted.values())
             print(
                 f"burst of {len(jobs)} queued jobs: first claim to last submission "
                 f"{last - first:.2f} s = {len(jobs) / (last - first):.1f} jobs/s"
+            )
+            # Where the pace is set: the claims alone (and the blocks anvil mined for them: it
+            # mines a block per transaction batch, and gets slower as its state grows), and how
+            # far the submissions trail the claims.
+            times = sorted(submitted.values())
+            lag = statistics.median(t - c for t, (c, _) in zip(times, claims, strict=False))
+            blocks = claims[-1][1] - claims[0][1] + 1
+            spent = claims[-1][0] - first
+            print(
+                f"  claims: {len(claims)} in {spent:.2f} s, in {blocks} blocks "
+                f"({blocks / spent:.1f} blocks/s from block {claims[0][1]}); the n-th submission "
+                f"{lag * 1000:.0f} ms after the n-th claim (median)"
             )
         finally:
             supervisor.stop()

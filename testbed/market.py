@@ -26,7 +26,7 @@ are lowercase.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -324,12 +324,25 @@ def top_up_job(
 
 
 def meta_schedule(
-    rpc_url: str, grid: GridAddresses, *, metascheduler_key: str, job_id: str, provider: str
-) -> None:
+    rpc_url: str,
+    grid: GridAddresses,
+    *,
+    metascheduler_key: str,
+    job_id: str,
+    provider: str,
+    sending: Callable[[], None] | None = None,
+) -> int:
+    """Returns the block that holds the ``metaSchedule``; ``sending`` is called right before the
+    signed transaction leaves (benchmarks time it)."""
     with connect(rpc_url, grid) as g:
-        g.meta_scheduler.transact(
-            Wallet(metascheduler_key), "metaSchedule", job_id_bytes(job_id), provider
+        receipt = g.meta_scheduler.transact(
+            Wallet(metascheduler_key),
+            "metaSchedule",
+            job_id_bytes(job_id),
+            provider,
+            sending=sending,
         )
+    return int(str(receipt["blockNumber"]), 16)
 
 
 def panic_job(

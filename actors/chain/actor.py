@@ -173,6 +173,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             if saved is not None:
                 self._cursor = self._saved_cursor = saved.block
         self.spawn(self._own_http)
+        self.spawn(self._sender.watch_receipts)  # one batched receipt request per block
         self.spawn(self._deliver)
         self.spawn(self._claimer)
         self.spawn(self._poller)

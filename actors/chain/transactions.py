@@ -293,6 +293,10 @@ class TransactionSender:
         self._fees: Fees | None = None
         self._fees_at = -math.inf
         self._head = trio.Event()
+        self._watched: dict[str, _Watch] = {}
+        self._watch_wake = trio.Event()
+        self._watch_fresh = False  # a transaction joined since the last round
+        self._watcher_running = False
         self._sent = self._resent = self._mined = self._reverted = self._simulated = 0
 
     def __repr__(self) -> str:
@@ -490,16 +494,75 @@ class TransactionSender:
         return None
 
     def new_head(self) -> None:
-        """A new block is in (the chain adapter's ``newHeads`` subscription): every receipt
-        waiter looks again now instead of at its next poll."""
+        """A new block is in (the chain adapter's ``newHeads`` subscription): receipts are looked
+        for now instead of at the next poll."""
         self._head.set()
         self._head = trio.Event()
+        self._watch_wake.set()
+
+    async def watch_receipts(self) -> None:
+        """Look for the receipts of every transaction in flight, all in one batched request per
+        round: as soon as a transaction is sent, on every new head, and at polls backing off to
+        ``receipt_poll_max`` while nothing turns up. Run it as a background task of the sender's
+        owner; while it runs, waiters make no requests of their own (so a burst of transactions
+        costs one request per block, not one per transaction per poll)."""
+        if self._watcher_running:
+            raise RuntimeError("watch_receipts is already running for this sender")
+        self._watcher_running = True
+        settings = self.settings
+        delay = settings.receipt_poll_min
+        try:
+            while True:
+                if not self._watched:
+                    await self._watch_wake.wait()
+                self._watch_wake = trio.Event()
+                fresh, self._watch_fresh = self._watch_fresh, False
+                watched = list(self._watched.items())
+                try:
+                    answers = await self._rpc.batch(
+                        [("eth_getTransactionReceipt", [tx_hash]) for tx_hash, _ in watched]
+                    )
+                except (RequestNotSent, OutcomeUnknown):
+                    answers = []
+                found = False
+                for (_, watch), answer in zip(watched, answers, strict=False):
+                    if isinstance(answer, dict) and watch.receipt is None:
+                        watch.settle(_receipt(answer, watch.nonce))
+                        self._unwatch(watch)
+                        found = True
+                delay = settings.receipt_poll_min if found or fresh else delay
+                with trio.move_on_after(delay):
+                    await self._watch_wake.wait()
+                delay = min(delay * 1.5, settings.receipt_poll_max)
+        finally:
+            self._watcher_running = False
+            for watch in list(self._watched.values()):
+                watch.wake()  # they poll on their own again
+
+    def _unwatch(self, watch: _Watch) -> None:
+        for tx_hash in watch.hashes:
+            if self._watched.get(tx_hash) is watch:
+                del self._watched[tx_hash]
 
     async def _wait_receipt(self, hashes: list[str], nonce: int, until: float) -> Receipt | None:
-        """Look for a receipt at once, then on each new head (:meth:`new_head`) and, as a
-        fallback when no heads are announced, at polls backing off to ``receipt_poll_max``."""
+        """The receipt of any of ``hashes`` (attempts under one nonce), or None at ``until``:
+        from :meth:`watch_receipts` while it runs, else by polling for this transaction alone."""
         delay = self.settings.receipt_poll_min
         while True:
+            if self._watcher_running:
+                watch = _Watch(tuple(hashes), nonce)
+                for tx_hash in hashes:
+                    self._watched[tx_hash] = watch
+                self._watch_fresh = True
+                self._watch_wake.set()
+                try:
+                    with trio.move_on_at(until):
+                        await watch.woken.wait()
+                finally:
+                    self._unwatch(watch)
+                if watch.receipt is not None or trio.current_time() >= until:
+                    return watch.receipt
+                continue  # the watcher stopped: poll alone
             head = self._head
             found = await self._find_receipt(hashes, nonce)
             if found is not None:
@@ -542,6 +605,25 @@ def _outcome(error: BaseException) -> str:
     if isinstance(error, trio.Cancelled):
         return "cancelled"
     return "error"
+
+
+class _Watch:
+    """One transaction's attempts (hashes under one nonce) waiting for a receipt."""
+
+    __slots__ = ("hashes", "nonce", "receipt", "woken")
+
+    def __init__(self, hashes: tuple[str, ...], nonce: int) -> None:
+        self.hashes = hashes
+        self.nonce = nonce
+        self.receipt: Receipt | None = None
+        self.woken = trio.Event()
+
+    def settle(self, receipt: Receipt) -> None:
+        self.receipt = receipt
+        self.woken.set()
+
+    def wake(self) -> None:
+        self.woken.set()
 
 
 def _receipt(raw: Mapping[str, Any], nonce: int) -> Receipt:

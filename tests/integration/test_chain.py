@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import trio
+import trio.testing
 from eth_account import Account
 
 from actors.chain import (
@@ -655,6 +656,43 @@ async def test_a_new_head_wakes_the_receipt_waiters_at_once(
         await rpc_.aclose()
     (receipt,) = receipts
     assert receipt.status and sender.statistics().mined == 1
+
+
+async def test_the_receipt_watcher_asks_once_per_block_for_every_transaction_in_flight(
+    node: Node, grid: GridAddresses
+) -> None:
+    """Ten transactions wait in the pool; the block that mines them costs one batched request."""
+    rpc_ = HttpRpc(node.rpc_url)
+    slow_polls = SenderSettings(receipt_poll_min=60.0, receipt_poll_max=60.0)
+    sender = TransactionSender(rpc_, PROVIDER_KEY, settings=slow_polls)
+    approve = grid_abi().function("Credit", "approve")
+    receipts = []
+    rpc(node, "evm_setAutomine", False)
+    try:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender.watch_receipts)
+
+                async def send(amount: int) -> None:
+                    receipts.append(
+                        await sender.transact(grid.credit, approve.encode(ADDRS[CUSTOMER], amount))
+                    )
+
+                async with trio.open_nursery() as senders:
+                    for amount in range(10):
+                        senders.start_soon(send, amount)
+                    await wait_until(lambda: sender.statistics().sent == 10)
+                    await trio.testing.wait_all_tasks_blocked()  # the watcher's first round
+                    before = rpc_.requests
+                    rpc(node, "evm_mine")
+                    sender.new_head()
+                assert rpc_.requests - before == 1
+                nursery.cancel_scope.cancel()
+    finally:
+        rpc(node, "evm_setAutomine", True)
+        await rpc_.aclose()
+    assert len(receipts) == 10 and all(r.status for r in receipts)
+    assert len({r.block_number for r in receipts}) == 1
 
 
 # -------------------------------------------------------------------------------------- actor
