@@ -20,6 +20,22 @@ RPC_URL = f"http://{lay.HOST}:{lay.ANVIL_PORT}"
 WS_URL = f"ws://{lay.HOST}:{lay.ANVIL_PORT}"
 
 
+HISTORY_STATES = 256
+"""Block states anvil keeps (in memory: ``--prune-history``). By default anvil keeps every block's
+state and spills the older ones to ``~/.foundry/anvil/tmp``, never deleting them: a day of tests
+here left 82 GB there, and mining slowed down as they piled up. Calls at recent blocks (the
+supervisor replays a reverted transaction's block) keep working."""
+
+
+def anvil_argv(
+    binary: Path, *, host: str = lay.HOST, port: int = lay.ANVIL_PORT, silent: bool = False
+) -> list[str]:
+    """The command line of a testbed anvil (the testbed's own, or a test's private one)."""
+    argv = [str(binary), "--host", host, "--port", str(port)]
+    argv += ["--prune-history", str(HISTORY_STATES)]
+    return [*argv, "--silent"] if silent else argv
+
+
 class RpcError(Exception):
     """A JSON-RPC call failed (transport or error answer)."""
 
@@ -28,7 +44,7 @@ def start_anvil(layout: Layout, binary: Path) -> ProcessRecord:
     """Start anvil (without waiting for it)."""
     return start(
         "anvil",
-        [str(binary), "--host", lay.HOST, "--port", str(lay.ANVIL_PORT)],
+        anvil_argv(binary),
         pids_dir=layout.pids,
         log=layout.log_file("anvil"),
     )

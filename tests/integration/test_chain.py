@@ -62,6 +62,7 @@ from runtime.policy import Backoff
 from runtime.store import Store, open_store
 from runtime.supervisor import ChildSpec, Supervisor
 from testbed import market
+from testbed.anvil import anvil_argv
 from testbed.contracts import GridAddresses, compile_contracts, deploy_grid
 from testbed.evm import Chain, Wallet
 from testbed.layout import Layout
@@ -122,7 +123,7 @@ def node(artifacts: Path) -> Iterator[Node]:
     tools = ensure_node_tools(Layout.from_env().node)
     port = free_port()
     process = subprocess.Popen(
-        [str(tools.anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        anvil_argv(tools.anvil, host="127.0.0.1", port=port, silent=True),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -19,6 +19,7 @@ from eth_account import Account
 
 from actors.grid import JobDefinition, Label
 from testbed import market
+from testbed.anvil import anvil_argv
 from testbed.contracts import (
     EXPORTED,
     GridAddresses,
@@ -71,7 +72,7 @@ def rpc_url(artifacts: Any) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [str(tools.anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        anvil_argv(tools.anvil, host="127.0.0.1", port=port, silent=True),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

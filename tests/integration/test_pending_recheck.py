@@ -19,6 +19,7 @@ from eth_account import Account
 from actors.chain.pending import RecheckOutcome, StoredTransaction, StorePendingLog, recheck_pending
 from actors.chain.rpc import HttpRpc
 from runtime.store import Store, open_store
+from testbed.anvil import anvil_argv
 from testbed.layout import Layout, account
 from testbed.node import ensure_node_tools
 
@@ -36,7 +37,7 @@ def node_url() -> Iterator[str]:
     tools = ensure_node_tools(Layout.from_env().node)
     port = free_port()
     process = subprocess.Popen(
-        [str(tools.anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        anvil_argv(tools.anvil, host="127.0.0.1", port=port, silent=True),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

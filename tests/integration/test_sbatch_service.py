@@ -32,6 +32,7 @@ from grpclib.health.v1 import health_grpc, health_pb2
 from actors.grid import JobDefinition, Label
 from protos.sbatchapi.v1alpha1 import sbatch_grpc, sbatch_pb2
 from testbed import market
+from testbed.anvil import anvil_argv
 from testbed.contracts import GridAddresses, compile_contracts, deploy_grid
 from testbed.evm import Chain
 from testbed.layout import Layout
@@ -371,7 +372,7 @@ def anvil_url() -> Iterator[str]:
     tools = ensure_node_tools(Layout.from_env().node)
     port = free_port()
     process = subprocess.Popen(
-        [str(tools.anvil), "--host", HOST, "--port", str(port), "--silent"],
+        anvil_argv(tools.anvil, host=HOST, port=port, silent=True),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
