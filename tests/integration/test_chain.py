@@ -8,6 +8,7 @@ through a small TCP proxy the test can cut, black-hole and restore.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 import subprocess
@@ -48,6 +49,7 @@ from actors.chain.transactions import (
     DynamicFees,
     MemoryPendingLog,
     PendingTransaction,
+    Receipt,
     TransactionSender,
 )
 from actors.grid import (
@@ -629,32 +631,39 @@ async def test_a_stuck_transaction_is_resent_with_a_higher_fee_under_the_same_no
     assert not pending.pending  # settled
 
 
-async def test_a_new_head_wakes_the_receipt_waiters_at_once(
-    node: Node, grid: GridAddresses
-) -> None:
-    """With polls 60 s apart, only the head announcement can make the receipt be seen in time."""
+@contextlib.asynccontextmanager
+async def mining_by_hand(node: Node) -> AsyncIterator[tuple[TransactionSender, HttpRpc]]:
+    """anvil's automine off, and a provider sender whose own receipt polls are 60 s apart: only
+    an announced head (``new_head``) or the receipt watcher can see a receipt in time."""
     rpc_ = HttpRpc(node.rpc_url)
     slow_polls = SenderSettings(receipt_poll_min=60.0, receipt_poll_max=60.0)
-    sender = TransactionSender(rpc_, PROVIDER_KEY, settings=slow_polls)
-    approve = grid_abi().function("Credit", "approve")
-    receipts = []
     rpc(node, "evm_setAutomine", False)
     try:
         with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-
-                async def send() -> None:
-                    receipts.append(
-                        await sender.transact(grid.credit, approve.encode(ADDRS[CUSTOMER], 9))
-                    )
-
-                nursery.start_soon(send)
-                await wait_until(lambda: sender.statistics().sent == 1)
-                rpc(node, "evm_mine")
-                sender.new_head()
+            yield TransactionSender(rpc_, PROVIDER_KEY, settings=slow_polls), rpc_
     finally:
         rpc(node, "evm_setAutomine", True)
         await rpc_.aclose()
+
+
+async def approve_credit(sender: TransactionSender, grid: GridAddresses, amount: int) -> Receipt:
+    approve = grid_abi().function("Credit", "approve")
+    return await sender.transact(grid.credit, approve.encode(ADDRS[CUSTOMER], amount))
+
+
+async def test_a_new_head_wakes_the_receipt_waiters_at_once(
+    node: Node, grid: GridAddresses
+) -> None:
+    receipts = []
+    async with mining_by_hand(node) as (sender, _), trio.open_nursery() as nursery:
+
+        async def send() -> None:
+            receipts.append(await approve_credit(sender, grid, 9))
+
+        nursery.start_soon(send)
+        await wait_until(lambda: sender.statistics().sent == 1)
+        rpc(node, "evm_mine")
+        sender.new_head()
     (receipt,) = receipts
     assert receipt.status and sender.statistics().mined == 1
 
@@ -663,35 +672,23 @@ async def test_the_receipt_watcher_asks_once_per_block_for_every_transaction_in_
     node: Node, grid: GridAddresses
 ) -> None:
     """Ten transactions wait in the pool; the block that mines them costs one batched request."""
-    rpc_ = HttpRpc(node.rpc_url)
-    slow_polls = SenderSettings(receipt_poll_min=60.0, receipt_poll_max=60.0)
-    sender = TransactionSender(rpc_, PROVIDER_KEY, settings=slow_polls)
-    approve = grid_abi().function("Credit", "approve")
     receipts = []
-    rpc(node, "evm_setAutomine", False)
-    try:
-        with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(sender.watch_receipts)
+    async with mining_by_hand(node) as (sender, rpc_), trio.open_nursery() as nursery:
+        nursery.start_soon(sender.watch_receipts)
 
-                async def send(amount: int) -> None:
-                    receipts.append(
-                        await sender.transact(grid.credit, approve.encode(ADDRS[CUSTOMER], amount))
-                    )
+        async def send(amount: int) -> None:
+            receipts.append(await approve_credit(sender, grid, amount))
 
-                async with trio.open_nursery() as senders:
-                    for amount in range(10):
-                        senders.start_soon(send, amount)
-                    await wait_until(lambda: sender.statistics().sent == 10)
-                    await trio.testing.wait_all_tasks_blocked()  # the watcher's first round
-                    before = rpc_.requests
-                    rpc(node, "evm_mine")
-                    sender.new_head()
-                assert rpc_.requests - before == 1
-                nursery.cancel_scope.cancel()
-    finally:
-        rpc(node, "evm_setAutomine", True)
-        await rpc_.aclose()
+        async with trio.open_nursery() as senders:
+            for amount in range(10):
+                senders.start_soon(send, amount)
+            await wait_until(lambda: sender.statistics().sent == 10)
+            await trio.testing.wait_all_tasks_blocked()  # the watcher's first round
+            before = rpc_.requests
+            rpc(node, "evm_mine")
+            sender.new_head()
+        assert rpc_.requests - before == 1
+        nursery.cancel_scope.cancel()
     assert len(receipts) == 10 and all(r.status for r in receipts)
     assert len({r.block_number for r in receipts}) == 1
 
