@@ -40,7 +40,7 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from actors import metrics
-from actors.chain.revert import ContractError
+from actors.chain.revert import ChainError, ContractError
 from actors.chain.rpc import HttpRpc, OutcomeUnknown, RequestNotSent, RpcError
 
 __all__ = [
@@ -522,7 +522,7 @@ class TransactionSender:
                     answers = await self._rpc.batch(
                         [("eth_getTransactionReceipt", [tx_hash]) for tx_hash, _ in watched]
                     )
-                except (RequestNotSent, OutcomeUnknown):
+                except ChainError:  # the node cannot answer now: the next round asks again
                     answers = []
                 found = False
                 for (_, watch), answer in zip(watched, answers, strict=False):
