@@ -7,8 +7,13 @@ default mnemonic pre-funded.  The chain starts empty at every ``up``.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -86,3 +91,33 @@ def wait_ready(layout: Layout, record: ProcessRecord, *, timeout: float) -> None
         what=f"eth_chainId answer on {RPC_URL}",
         record=record,
     )
+
+
+class PrivateAnvil(NamedTuple):
+    url: str
+    port: int
+
+
+@contextlib.contextmanager
+def private_anvil(binary: Path, *, timeout: float = 10.0) -> Iterator[PrivateAnvil]:
+    """A fresh, silent anvil of one's own on a free loopback port (tests that need a chain but
+    not the testbed's), answering ``eth_chainId`` when the block is entered, stopped after it."""
+    with socket.socket() as probe:
+        probe.bind((lay.HOST, 0))
+        port = int(probe.getsockname()[1])
+    process = subprocess.Popen(
+        anvil_argv(binary, port=port, silent=True),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://{lay.HOST}:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while not answering(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RpcError(f"a private anvil on port {port} did not answer in {timeout:g} s")
+            time.sleep(0.05)
+        yield PrivateAnvil(url, port)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

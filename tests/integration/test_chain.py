@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +62,9 @@ from runtime.policy import Backoff
 from runtime.store import Store, open_store
 from runtime.supervisor import ChildSpec, Supervisor
 from testbed import market
-from testbed.anvil import anvil_argv
+from testbed.anvil import private_anvil
 from testbed.contracts import GridAddresses, compile_contracts, deploy_grid
-from testbed.evm import Chain, Wallet
+from testbed.evm import Wallet
 from testbed.layout import Layout
 from testbed.market import CREDIT, DEFAULT_PRICES, JobDefinition, ProviderHardware
 from testbed.node import ensure_node_tools
@@ -122,29 +120,8 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="module")
 def node(artifacts: Path) -> Iterator[Node]:
-    tools = ensure_node_tools(Layout.from_env().node)
-    port = free_port()
-    process = subprocess.Popen(
-        anvil_argv(tools.anvil, host="127.0.0.1", port=port, silent=True),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with Chain(url, timeout_s=1) as chain:
-                    assert chain.chain_id == 31337
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield Node(rpc_url=url, port=port)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with private_anvil(ensure_node_tools(Layout.from_env().node).anvil) as anvil:
+        yield Node(rpc_url=anvil.url, port=anvil.port)
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ from that state again (evm_snapshot / evm_revert).
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +16,7 @@ from eth_account import Account
 
 from actors.grid import JobDefinition, Label
 from testbed import market
-from testbed.anvil import anvil_argv
+from testbed.anvil import private_anvil
 from testbed.contracts import (
     EXPORTED,
     GridAddresses,
@@ -29,7 +26,7 @@ from testbed.contracts import (
     deploy_grid,
     load_artifact,
 )
-from testbed.evm import Chain, ContractRevert, Receipt, Wallet
+from testbed.evm import ContractRevert, Receipt, Wallet
 from testbed.layout import Layout
 from testbed.market import CREDIT, DEFAULT_PRICES, GridContracts, ProviderHardware, ProviderPrices
 from testbed.node import ensure_node_tools
@@ -67,35 +64,8 @@ def artifacts() -> Any:
 
 @pytest.fixture(scope="module")
 def rpc_url(artifacts: Any) -> Iterator[str]:
-    tools = ensure_node_tools(Layout.from_env().node)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        anvil_argv(tools.anvil, host="127.0.0.1", port=port, silent=True),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_node(url)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _wait_for_node(url: str) -> None:
-    deadline = time.monotonic() + 10
-    with Chain(url, timeout_s=1) as chain:
-        while True:
-            try:
-                assert chain.chain_id == 31337
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with private_anvil(ensure_node_tools(Layout.from_env().node).anvil) as anvil:
+        yield anvil.url
 
 
 @dataclass

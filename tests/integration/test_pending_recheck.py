@@ -5,13 +5,9 @@ and one whose nonce another transaction used is settled as replaced."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 from eth_account import Account
@@ -19,43 +15,17 @@ from eth_account import Account
 from actors.chain.pending import RecheckOutcome, StoredTransaction, StorePendingLog, recheck_pending
 from actors.chain.rpc import HttpRpc
 from runtime.store import Store, open_store
-from testbed.anvil import anvil_argv
+from testbed.anvil import private_anvil
 from testbed.layout import Layout, account
 from testbed.node import ensure_node_tools
 
 SENDER = account(9)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def node_url() -> Iterator[str]:
-    tools = ensure_node_tools(Layout.from_env().node)
-    port = free_port()
-    process = subprocess.Popen(
-        anvil_argv(tools.anvil, host="127.0.0.1", port=port, silent=True),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with private_anvil(ensure_node_tools(Layout.from_env().node).anvil) as anvil:
+        yield anvil.url
 
 
 @pytest.fixture

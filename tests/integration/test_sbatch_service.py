@@ -32,9 +32,8 @@ from grpclib.health.v1 import health_grpc, health_pb2
 from actors.grid import JobDefinition, Label
 from protos.sbatchapi.v1alpha1 import sbatch_grpc, sbatch_pb2
 from testbed import market
-from testbed.anvil import anvil_argv
+from testbed.anvil import private_anvil
 from testbed.contracts import GridAddresses, compile_contracts, deploy_grid
-from testbed.evm import Chain
 from testbed.layout import Layout
 from testbed.market import CREDIT, DEFAULT_PRICES, ProviderHardware
 from testbed.node import ensure_node_tools
@@ -369,29 +368,8 @@ class Market:
 
 @pytest.fixture(scope="module")
 def anvil_url() -> Iterator[str]:
-    tools = ensure_node_tools(Layout.from_env().node)
-    port = free_port()
-    process = subprocess.Popen(
-        anvil_argv(tools.anvil, host=HOST, port=port, silent=True),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        with Chain(url, timeout_s=1) as chain:
-            while True:
-                try:
-                    assert chain.chain_id == 31337
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with private_anvil(ensure_node_tools(Layout.from_env().node).anvil) as anvil:
+        yield anvil.url
 
 
 @pytest.fixture(scope="module")
