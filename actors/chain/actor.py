@@ -31,9 +31,10 @@ What it does in the background, for as long as it runs:
 Asks (see :mod:`actors.chain.messages`): ``StartClaiming``/``StopClaiming`` are handled one at
 a time in the mailbox loop (their order matters); the chain reads and transactions
 (``SetJobStatus``, ``RefuseJob``, ``Register``, ``GetJob``, ``GetProvider``, ``ProviderApproval``)
-are served **concurrently** by the runtime (:mod:`runtime.actor`, at most ``MAX_ASKS_IN_FLIGHT``
-at once), each in its own task of the actor, so status reports do not queue behind one another's
-receipts (several transactions are in flight at once, each with its own nonce). They still wait
+are served **concurrently** by the runtime (:mod:`runtime.actor`; at most
+``ChainSettings.max_asks_in_flight`` at once), each in its own task of the actor, so status
+reports do not queue behind one another's receipts (several transactions are in flight at once,
+each with its own nonce). They still wait
 behind a ``StopClaiming`` in progress, which waits for the claim round in flight. Their transport
 errors are raised to the asker as the adapter's own exceptions (and a malformed job id as
 ValueError: both are the actor's ``answered_errors``); a bug crashes the actor as usual.
@@ -100,6 +101,8 @@ class ChainSettings(msgspec.Struct, frozen=True):
     enable_check_interval: float = 30.0
     cursor_save_interval: float = 1.0
     max_claims_in_flight: int = 16
+    max_asks_in_flight: int = 256
+    """Chain reads and transactions served at once; beyond that the mailbox applies backpressure."""
     log_range: int = 2_000
     request_timeout: float = 10.0
     reconnect: Backoff = Backoff(initial=0.2, maximum=15.0)
@@ -107,9 +110,6 @@ class ChainSettings(msgspec.Struct, frozen=True):
 
 
 _CONCURRENT = (SetJobStatus, RefuseJob, Register, GetJob, GetProvider, ProviderApproval)
-
-MAX_ASKS_IN_FLIGHT = 256
-"""Chain reads and transactions served at once; beyond that the mailbox applies backpressure."""
 
 
 class ChainActor(Actor[ChainMessage, ChainReply]):
@@ -131,8 +131,8 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         jobs_name: str = "jobs",
         name: str = "chain",
     ) -> None:
-        super().__init__(name, concurrency=MAX_ASKS_IN_FLIGHT)
         self.settings = settings or ChainSettings()
+        super().__init__(name, concurrency=self.settings.max_asks_in_flight)
         self._rpc = HttpRpc(rpc_url, timeout=self.settings.request_timeout)
         self._sender = TransactionSender(
             self._rpc, private_key, settings=self.settings.sender, pending_log=pending_log
