@@ -295,7 +295,8 @@ class JobActor(Actor[JobMessage, None]):
             await self._finish(job)
 
     async def _save(self, job: Job) -> None:
-        if job != self._job or job.phase is Phase.CLAIMED:
+        """Write ``job`` unless the store already holds it (``self._job`` is what it holds)."""
+        if job != self._job:
             await self._store.put(JOBS_NAMESPACE, self._job_id, job)
             if self._job is None or job.phase is not self._job.phase:
                 log.info("%s -> %s", self._job_id, job.phase.value)
