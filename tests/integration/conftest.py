@@ -8,6 +8,7 @@ started.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ import pytest
 from testbed import grid
 from testbed.env import TestbedEnv
 from testbed.layout import Layout
+from tests.integration.supervisor_harness import Supervisor
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,18 @@ def testbed_env(testbed_layout: Layout) -> Iterator[TestbedEnv]:
     yield result.env
     if not was_up:
         grid.down(testbed_layout)
+
+
+@pytest.fixture(scope="module")
+def supervisor(
+    testbed_env: TestbedEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Supervisor]:
+    """One ``grid-supervisor run`` process per test module (modules with other needs define
+    their own), stopped at the module's end; its log tail is printed if it ended badly."""
+    running = Supervisor(testbed_env, tmp_path_factory.mktemp("supervisor"))
+    try:
+        yield running.start(timeout=60)
+    finally:
+        code = running.stop()
+        if code not in (0, -signal.SIGKILL, None):
+            print(running.log_tail(5000))

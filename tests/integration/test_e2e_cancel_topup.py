@@ -16,9 +16,7 @@ each test follows one of them:
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -46,19 +44,6 @@ class Jobs(msgspec.Struct, frozen=True):
     cancelled: str
     topped_up: str
     panicked: str
-
-
-@pytest.fixture(scope="module")
-def supervisor(
-    testbed_env: TestbedEnv, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Supervisor]:
-    running = Supervisor(testbed_env, tmp_path_factory.mktemp("supervisor"))
-    try:
-        yield running.start(timeout=60)
-    finally:
-        code = running.stop()
-        if code not in (0, -signal.SIGKILL, None):
-            print(running.log_tail(5000))
 
 
 @pytest.fixture(scope="module")

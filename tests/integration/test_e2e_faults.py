@@ -14,9 +14,8 @@ These tests stop testbed daemons: run them under the testbed lock.
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,19 +43,6 @@ BATCH = (
     ("#!/bin/bash\nsleep 12\n", JobStatus.FINISHED),
     ("#!/bin/bash\ntrue\n", JobStatus.FINISHED),
 )
-
-
-@pytest.fixture(scope="module")
-def supervisor(
-    testbed_env: TestbedEnv, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Supervisor]:
-    running = Supervisor(testbed_env, tmp_path_factory.mktemp("supervisor"))
-    try:
-        yield running.start(timeout=60)
-    finally:
-        code = running.stop()
-        if code not in (0, -signal.SIGKILL, None):
-            print(running.log_tail(5000))
 
 
 def submit_batch(env: TestbedEnv, folder: Path) -> dict[str, JobStatus | None]:

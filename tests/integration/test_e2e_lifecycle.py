@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from actors.grid import JobStatus
 from testbed import market
@@ -28,19 +24,6 @@ from tests.integration.supervisor_harness import (
     submit,
     wait_status,
 )
-
-
-@pytest.fixture(scope="module")
-def supervisor(
-    testbed_env: TestbedEnv, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Supervisor]:
-    running = Supervisor(testbed_env, tmp_path_factory.mktemp("supervisor"))
-    try:
-        yield running.start(timeout=60)
-    finally:
-        code = running.stop()
-        if code not in (0, -signal.SIGKILL, None):
-            print(running.log_tail(5000))
 
 
 def test_job_runs_as_the_customer_and_finishes_on_chain(
