@@ -20,7 +20,11 @@ What it does in the background, for as long as it runs:
   subscription the poller also reads missed claim logs with ``eth_getLogs`` over HTTP.
 - **Keeps a cursor.** The last block whose claim logs are known to be handled is kept in the store
   (namespace ``"chain"``, key ``"cursor"``), never past a claim not yet delivered. After each
-  (re)connection the logs from the cursor to the head are read back (``eth_getLogs``).
+  (re)connection the logs from the cursor to the head are read back (``eth_getLogs``); a head
+  behind the cursor (a reorganisation, a node restarted from an older state) moves it back.
+- **Replays what the chain forgot.** After each (re)connection the wallet's nonces are checked
+  against the node (:meth:`~actors.chain.transactions.TransactionSender.replay_forgotten`): a
+  transaction the node no longer has is sent again, so the reports after it are not held back.
 - **Watches the subscription.** No head for ``head_timeout`` seconds: the socket is probed with
   ``eth_blockNumber``; if the chain moved on (or the probe fails) the subscription is dead and is
   rebuilt. Reconnects back off (:class:`runtime.policy.Backoff`).
@@ -199,7 +203,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             "enableRequestNewJob": enabled,
             "pending_transactions": str(stats.in_flight),
             "transactions": f"sent {stats.sent}, resent {stats.resent}, mined {stats.mined}, "
-            f"reverted {stats.reverted}",
+            f"reverted {stats.reverted}, replayed {stats.replayed}, filled {stats.filled}",
             "claims": f"sent {self._claims_sent}, delivered {self._delivered}, "
             f"undelivered {len(self._outbox)}",
         }
@@ -360,6 +364,14 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         if self._cursor is None:  # first start ever: nothing of ours can be older than now
             self._advance_cursor(latest)
             return
+        if latest < self._cursor:  # the blocks after ``latest`` are gone: read on from there
+            log.warning(
+                "chain: the chain is back at block %d, behind the cursor %d (reorganisation or "
+                "node restarted from an older state)",
+                latest,
+                self._cursor,
+            )
+            self._cursor = latest
         start = self._safe_cursor()
         start = (start if start is not None else latest) + 1
         while start <= latest:
@@ -394,6 +406,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             logs = await ws.subscribe("logs", self.client.claim_filter())
             self._last_head_at = trio.current_time()
             await self._catch_up()
+            await self._sender.replay_forgotten()  # a node back from an older state forgot some
             self._connection = f"subscribed to {url}"
             log.info("chain: subscribed to heads and claim logs at %s", url)
             lost: list[ChainError] = []

@@ -19,6 +19,14 @@ The life of one transaction (:meth:`TransactionSender.transact`):
 5. **Receipt.** Status 1 is returned as a :class:`Receipt`. Status 0 (a revert at mining time, the
    nonce is spent) is explained by replaying the call at that block and raised as a
    ContractError carrying ``tx_hash``.
+6. **Forgotten by the chain.** A reorganisation, or a node restarted from an older state, can
+   forget a transaction that was mined: its nonce is free again on the chain and every later
+   transaction of the wallet waits behind the gap forever. The sender remembers the last
+   ``remember_sent`` transactions it settled; :meth:`TransactionSender.replay_forgotten` (run by
+   a transaction that is due for a resend, and by the chain adapter after every reconnection)
+   finds the wallet's nonces the chain no longer has and sends the remembered signed transaction
+   again, byte for byte (same nonce, same effect); a nonce with nothing remembered is closed with
+   an empty self-transfer, so the transactions after it are mined.
 
 Errors: :class:`~actors.chain.rpc.RequestNotSent` (nothing of it reached the node; the nonce was
 given back), :class:`TransactionTimeout` (an :class:`~actors.chain.rpc.OutcomeUnknown`: sent but no
@@ -30,9 +38,11 @@ ContractError (the contract refused).
 from __future__ import annotations
 
 import heapq
+import logging
 import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 import msgspec
 import trio
@@ -61,6 +71,10 @@ __all__ = [
     "fees_from_node",
     "gas_with_margin",
 ]
+
+log = logging.getLogger(__name__)
+
+FILLER_GAS = 21_000  # a plain transfer: what closes a nonce nothing else is known for
 
 
 # ------------------------------------------------------------------------------- fees (pure)
@@ -175,6 +189,15 @@ class NonceManager:
         """``nonce`` is used (mined, or possibly used: never hand it out again)."""
         self.in_flight.discard(nonce)
 
+    def take_free(self, nonce: int) -> bool:
+        """Take ``nonce`` out of the given-back ones to use it now (False: it is not free)."""
+        if nonce not in self._free:
+            return False
+        self._free.remove(nonce)
+        heapq.heapify(self._free)
+        self.in_flight.add(nonce)
+        return True
+
     def resync(self, chain_next: int) -> None:
         """The node says the wallet's next nonce is ``chain_next``: skip what it has used."""
         if self._next is None or chain_next > self._next:
@@ -252,6 +275,7 @@ class SenderSettings(msgspec.Struct, frozen=True):
     receipt_poll_min: float = 0.005
     receipt_poll_max: float = 1.0
     send_attempts: int = 5
+    remember_sent: int = 1024  # settled transactions kept to replay if the chain forgets them
 
 
 class SenderStatistics(msgspec.Struct, frozen=True):
@@ -262,6 +286,12 @@ class SenderStatistics(msgspec.Struct, frozen=True):
     simulated_reverts: int
     in_flight: int
     next_nonce: int | None
+    replayed: int
+    filled: int
+
+
+ALREADY_KNOWN: Final = ("already known", "known transaction", "already imported")
+NONCE_USED: Final = ("nonce too low", "nonce has already been used", "old nonce")
 
 
 def _is(error: RpcError, *fragments: str) -> bool:
@@ -297,7 +327,11 @@ class TransactionSender:
         self._watch_wake = trio.Event()
         self._watch_fresh = False  # a transaction joined since the last round
         self._watcher_running = False
+        self._settled: OrderedDict[int, PendingTransaction] = OrderedDict()
+        self._replay_lock = trio.Lock()
+        self._replay_checked_at = -math.inf
         self._sent = self._resent = self._mined = self._reverted = self._simulated = 0
+        self._replayed = self._filled = 0
 
     def __repr__(self) -> str:
         return f"TransactionSender({self.address})"
@@ -311,6 +345,8 @@ class TransactionSender:
             simulated_reverts=self._simulated,
             in_flight=len(self.nonces.in_flight),
             next_nonce=self.nonces.next_nonce,
+            replayed=self._replayed,
+            filled=self._filled,
         )
 
     # --- node facts ------------------------------------------------------------------------
@@ -366,6 +402,7 @@ class TransactionSender:
     def _sign(
         self, to: str, data: bytes, nonce: int, gas: int, fees: Fees, chain: int
     ) -> tuple[str, str]:
+        """The raw transaction (hex) and its hash: a call of ``to`` with ``data``, no value."""
         tx: dict[str, Any] = {
             "chainId": chain,
             "nonce": nonce,
@@ -402,16 +439,24 @@ class TransactionSender:
         fees = await self.current_fees()
         chain = await self.chain_id()
         nonce = await self.nonces.reserve(self._chain_nonce)
+        attempts: dict[str, PendingTransaction] = {}
         try:
-            receipt, nonce = await self._send_until_mined(to, data, gas, fees, chain, nonce, label)
+            receipt, nonce = await self._send_until_mined(
+                to, data, gas, fees, chain, nonce, label, attempts
+            )
         except (RequestNotSent, RpcError):
             self.nonces.release(nonce)
             await self.pending_log.settle(nonce)
             raise
         except BaseException:
             self.nonces.settle(nonce)  # may have been used: never hand it out again
+            if attempts:  # the latest attempt is the one a node may still hold
+                self._remember(list(attempts.values())[-1])
             raise
         self.nonces.settle(nonce)
+        mined = attempts.get(receipt.tx_hash)
+        if mined is not None:
+            self._remember(mined)
         await self.pending_log.settle(nonce)
         self._mined += 1
         if not receipt.status:
@@ -420,19 +465,28 @@ class TransactionSender:
         return receipt
 
     async def _send_until_mined(
-        self, to: str, data: bytes, gas: int, fees: Fees, chain: int, nonce: int, label: str
+        self,
+        to: str,
+        data: bytes,
+        gas: int,
+        fees: Fees,
+        chain: int,
+        nonce: int,
+        label: str,
+        attempts: dict[str, PendingTransaction],
     ) -> tuple[Receipt, int]:
+        """Send under ``nonce`` until mined; every signed attempt lands in ``attempts``."""
         settings = self.settings
         hashes: list[str] = []
         deadline = trio.current_time() + settings.mine_timeout
         failures = 0
         while True:
             raw, tx_hash = self._sign(to, data, nonce, gas, fees, chain)
-            await self.pending_log.record(
-                PendingTransaction(
-                    nonce=nonce, tx_hash=tx_hash, raw=raw, label=label, fees=fees, gas=gas
-                )
+            attempt = PendingTransaction(
+                nonce=nonce, tx_hash=tx_hash, raw=raw, label=label, fees=fees, gas=gas
             )
+            attempts[tx_hash] = attempt
+            await self.pending_log.record(attempt)
             try:
                 await self._rpc.request("eth_sendRawTransaction", [raw])
             except RequestNotSent:
@@ -445,15 +499,16 @@ class TransactionSender:
             except OutcomeUnknown:
                 hashes.append(tx_hash)
             except RpcError as exc:
-                if _is(exc, "already known", "known transaction", "already imported"):
+                if _is(exc, *ALREADY_KNOWN):
                     hashes.append(tx_hash)
-                elif _is(exc, "nonce too low", "nonce has already been used", "old nonce"):
+                elif _is(exc, *NONCE_USED):
                     found = await self._find_receipt(hashes, nonce)
                     if found is not None:
                         return found, nonce
                     if not hashes:  # someone else used this nonce: ours never took effect
                         self.nonces.resync(await self._chain_nonce())
                         self.nonces.settle(nonce)
+                        attempts.clear()
                         nonce = await self.nonces.reserve(self._chain_nonce)
                         continue
                 elif _is(exc, "underpriced", "replacement", "fee too low", "feecap"):
@@ -474,12 +529,108 @@ class TransactionSender:
                 return found, nonce
             if trio.current_time() >= deadline:
                 raise TransactionTimeout(label, nonce, tuple(hashes), settings.mine_timeout)
+            await self._replay_quietly()  # a gap below us would hold this one back forever
             try:
                 current: Fees | None = await self.current_fees(fresh=True)
             except (RequestNotSent, OutcomeUnknown, RpcError):
                 current = None
             fees = bump_fees(fees, current)
             self._resent += 1
+
+    # --- transactions the chain forgot ----------------------------------------------------------
+
+    def _remember(self, tx: PendingTransaction) -> None:
+        """``tx`` settled its nonce (mined, or given up on): keep it to replay (bounded)."""
+        self._settled[tx.nonce] = tx
+        self._settled.move_to_end(tx.nonce)
+        while len(self._settled) > self.settings.remember_sent:
+            self._settled.popitem(last=False)
+
+    async def replay_forgotten(self) -> tuple[int, ...]:
+        """Send again what the chain forgot: the nonces below the next fresh one that the node
+        neither has mined nor holds in its pool, and that no transaction of ours is sending now.
+        The remembered signed transaction of a nonce goes out again unchanged; a nonce with
+        nothing remembered (given back by a send that failed, or remembered no longer) is closed
+        with an empty transfer to ourselves.
+        Returns the nonces sent. Raises RequestNotSent / OutcomeUnknown when the node cannot be
+        asked (nothing is lost: the next check does it)."""
+        async with self._replay_lock:
+            self._replay_checked_at = trio.current_time()
+            top = self.nonces.next_nonce
+            if top is None:
+                return ()
+            chain_next = await self._chain_nonce("pending")  # mined, or waiting in its pool
+            gap = [n for n in range(chain_next, top) if n not in self.nonces.in_flight]
+            if not gap:
+                return ()
+            sent: list[int] = []
+            for nonce in gap:
+                if await self._send_forgotten(nonce):
+                    sent.append(nonce)
+            return tuple(sent)
+
+    async def _send_forgotten(self, nonce: int) -> bool:
+        """Send the remembered transaction of ``nonce`` again, or close the nonce with an empty
+        transfer when nothing is remembered for it (True: the node has it now)."""
+        if nonce in self.nonces.in_flight:
+            return False  # a transaction of ours took it meanwhile: it sends it itself
+        remembered = self._settled.get(nonce)
+        filler = remembered is None
+        taken = filler and self.nonces.take_free(nonce)  # a given-back nonce is not handed out
+        try:
+            tx = remembered or await self._filler(nonce)
+        except BaseException:
+            if taken:
+                self.nonces.release(nonce)
+            raise
+        try:
+            await self._rpc.request("eth_sendRawTransaction", [tx.raw])
+        except RpcError as exc:
+            if not _is(exc, *ALREADY_KNOWN):
+                if taken:
+                    self.nonces.release(nonce)
+                if not _is(exc, *NONCE_USED):  # else: mined meanwhile, nothing was forgotten
+                    log.warning("chain: nonce %d: sending it again was refused: %s", nonce, exc)
+                return False
+        except OutcomeUnknown:
+            pass  # it may be in: remembered below, so the next check sends it again if not
+        except BaseException:
+            if taken:
+                self.nonces.release(nonce)
+            raise
+        if filler:
+            if taken:
+                self.nonces.settle(nonce)
+            self._remember(tx)
+            self._filled += 1
+        else:
+            self._replayed += 1
+        log.warning(
+            "chain: nonce %d was forgotten by the chain (reorganisation or node restart): %s",
+            nonce,
+            "closed by an empty transfer" if filler else f"{tx.label or 'transaction'} sent again",
+        )
+        return True
+
+    async def _replay_quietly(self) -> None:
+        """:meth:`replay_forgotten`, at most once per quarter of ``resend_after`` across every
+        waiting transaction, its failures logged (the next resend checks again)."""
+        if trio.current_time() < self._replay_checked_at + self.settings.resend_after / 4:
+            return
+        try:
+            await self.replay_forgotten()
+        except (RequestNotSent, OutcomeUnknown) as exc:
+            log.debug("chain: cannot check for forgotten nonces now: %s", exc)
+
+    async def _filler(self, nonce: int) -> PendingTransaction:
+        """An empty transfer to ourselves under ``nonce``, signed."""
+        fees = await self.current_fees(fresh=True)
+        raw, tx_hash = self._sign(self.address, b"", nonce, FILLER_GAS, fees, await self.chain_id())
+        return PendingTransaction(
+            nonce=nonce, tx_hash=tx_hash, raw=raw, label="filler", fees=fees, gas=FILLER_GAS
+        )
+
+    # --- receipts -------------------------------------------------------------------------------
 
     async def _find_receipt(self, hashes: list[str], nonce: int) -> Receipt | None:
         if not hashes:

@@ -608,6 +608,71 @@ async def test_a_stuck_transaction_is_resent_with_a_higher_fee_under_the_same_no
     assert not pending.pending  # settled
 
 
+async def forget_and_send_again(
+    node: Node, grid: GridAddresses, settings: SenderSettings
+) -> tuple[TransactionSender, Receipt, Receipt]:
+    """One approval mined, then forgotten by the chain (``evm_revert`` to a snapshot taken before
+    it, as a reorganisation or a node restarted from an older state does), then a second one
+    sent under the next nonce: it can only be mined once the forgotten nonce is used again."""
+    rpc_ = HttpRpc(node.rpc_url)
+    sender = TransactionSender(rpc_, PROVIDER_KEY, settings=settings)
+    try:
+        with trio.fail_after(20):
+            snapshot = rpc(node, "evm_snapshot")
+            first = await approve_credit(sender, grid, 11)
+            assert rpc(node, "evm_revert", snapshot) is True
+            assert rpc(node, "eth_getTransactionReceipt", first.tx_hash) is None  # forgotten
+            second = await approve_credit(sender, grid, 12)
+    finally:
+        await rpc_.aclose()
+    return sender, first, second
+
+
+async def test_a_transaction_the_chain_forgot_is_sent_again_so_the_next_ones_are_mined(
+    node: Node, grid: GridAddresses
+) -> None:
+    sender, first, second = await forget_and_send_again(
+        node, grid, SenderSettings(resend_after=0.3)
+    )
+    assert second.status and second.nonce == first.nonce + 1
+    again = rpc(node, "eth_getTransactionReceipt", first.tx_hash)  # the very same transaction
+    assert again is not None and int(again["status"], 16) == 1
+    allowance = grid_abi().function("Credit", "allowance")
+    answer = rpc(
+        node,
+        "eth_call",
+        {
+            "to": grid.credit,
+            "data": "0x" + allowance.encode(ADDRS[PROVIDER], ADDRS[CUSTOMER]).hex(),
+        },
+        "latest",
+    )
+    assert allowance.decode(bytes.fromhex(answer[2:])) == (12,)  # both took effect, in order
+    stats = sender.statistics()
+    assert (stats.replayed, stats.filled) == (1, 0)
+
+
+async def test_a_forgotten_nonce_with_nothing_remembered_is_closed_by_an_empty_transfer(
+    node: Node, grid: GridAddresses
+) -> None:
+    sender, first, second = await forget_and_send_again(
+        node, grid, SenderSettings(resend_after=0.3, remember_sent=0)
+    )
+    assert second.status and second.nonce == first.nonce + 1
+    assert rpc(node, "eth_getTransactionReceipt", first.tx_hash) is None
+    blocks = [rpc(node, "eth_getBlockByNumber", hex(second.block_number - i), True) for i in (0, 1)]
+    (filler,) = [
+        tx
+        for block in blocks
+        for tx in block["transactions"]
+        if tx["from"].lower() == ADDRS[PROVIDER].lower() and int(tx["nonce"], 16) == first.nonce
+    ]
+    assert filler["to"].lower() == filler["from"].lower() == ADDRS[PROVIDER].lower()
+    assert int(filler["value"], 16) == 0 and filler["input"] in ("0x", "")
+    stats = sender.statistics()
+    assert (stats.replayed, stats.filled) == (0, 1)
+
+
 @contextlib.asynccontextmanager
 async def mining_by_hand(node: Node) -> AsyncIterator[tuple[TransactionSender, HttpRpc]]:
     """anvil's automine off, and a provider sender whose own receipt polls are 60 s apart: only
