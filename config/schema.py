@@ -240,6 +240,14 @@ class Slurm(Section, frozen=True):
     partition: Annotated[str, Setting("SLURM partition to use", go_env=("SLURM_PARTITION",))] = (
         "main"
     )
+    job_output_folder: Annotated[
+        Path,
+        Setting(
+            "folder on the cluster where customer jobs write <job name>-<SLURM id>.out (every "
+            "customer user must be able to create files in it: /tmp or another sticky 1777 folder)",
+            refine=absolute_path,
+        ),
+    ] = Path("/tmp")
     commands: SlurmCommands = msgspec.field(default_factory=SlurmCommands)
     customer_users: CustomerUsers = msgspec.field(default_factory=CustomerUsers)
 

@@ -199,6 +199,7 @@ def supervisor_config(layout: Layout, env: TestbedEnv) -> dict[str, Any]:
                 "knownHostsFile": env.ssh.known_hosts,
             },
             "partition": env.slurm.partition,
+            "jobOutputFolder": env.slurm.job_output_dir,  # emptied by every fresh `testbed up`
         },
         "benchmark": benchmark_config(layout, env.ssh.admin_user),
         "labels": {"name": "grid-testbed"},

@@ -177,6 +177,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
             partition=slurm.partition,
             public_address=public_address,
             commands=paths,
+            output_dir=str(slurm.job_output_folder),
             customer_user=slurm.customer_users.user_for,
             **extra,  # type: ignore[arg-type]
         )

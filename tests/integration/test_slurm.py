@@ -499,13 +499,17 @@ async def test_asks_through_an_actor_ref_run_concurrently_under_a_supervisor(
 
 
 async def test_built_from_the_testbed_supervisor_config(
-    testbed_env: TestbedEnv, asyncio_loop: trio_asyncio.TrioEventLoop
+    testbed_env: TestbedEnv, customer: str, asyncio_loop: trio_asyncio.TrioEventLoop
 ) -> None:
     config = load(file=Path(testbed_env.supervisor_config), env={}).config
+    assert str(config.slurm.job_output_folder) == testbed_env.slurm.job_output_dir != "/tmp"
     actor = SlurmActor.from_config(config.slurm, public_address=config.grpc.public_address)
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
         assert (await actor.ask(HealthCheck(), timeout=15)).ok
         nodes = await actor.ask(Discover(), timeout=15)
         assert len(nodes) == len(testbed_env.slurm.nodes)
+        name, slurm_job_id = await submit(actor, customer, "echo written\n")
+        record = await scontrol_record(actor, testbed_env.ssh.admin_user, slurm_job_id)
+        assert record["StdOut"] == f"{testbed_env.slurm.job_output_dir}/{name}-{slurm_job_id}.out"
         actor.request_stop()
