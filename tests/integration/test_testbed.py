@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from testbed import grid, market, processes
+from testbed import faults, grid, market, processes
 from testbed.env import TestbedEnv
 from testbed.layout import REPO_ROOT, Layout
 
@@ -231,6 +231,34 @@ def test_hooks_fire_for_each_job(testbed_env: TestbedEnv, three_node_job: str) -
     (completion,) = hook_lines(testbed_env, "completion", three_node_job)
     assert fields(completion)["state"] == "COMPLETED"
     assert fields(completion)["nodes"] == "n[1-3]"
+
+
+def test_slurmctld_restarted_as_a_job_launches_still_runs_it(
+    testbed_env: TestbedEnv, testbed_layout: Layout
+) -> None:
+    """The stop comes right after the job's allocation, where SLURM 22.05 would lose its launch
+    (``faults`` holds allocations and lets the launch finish first); the partition is UP after."""
+    customer = testbed_env.customers[2].unix_user
+    partition = testbed_env.slurm.partition
+    job = ssh(
+        testbed_env, customer, f"sbatch --parsable -p {partition} -o /dev/null --wrap 'sleep 1'"
+    ).strip()
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while squeue_state(job) == "PENDING" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    faults.restart_part(testbed_layout, "slurmctld", down_seconds=1.0)
+    assert fields(wait_completion(testbed_env, job))["state"] == "COMPLETED"
+    available = subprocess.run(
+        ["sinfo", "-h", "-p", partition, "-o", "%a"], capture_output=True, text=True, check=True
+    )
+    assert available.stdout.split() == ["up"]
+
+
+def squeue_state(job: str) -> str:
+    done = subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
 
 
 # --------------------------------------------------------------------------- process records
