@@ -859,6 +859,35 @@ async def test_backfill_after_the_websocket_drops_catches_a_missed_claim(
     assert saved is not None and saved.block >= delivered.block_number
 
 
+async def test_after_a_reconnection_the_actor_sends_again_what_the_chain_forgot(
+    node: Node, grid: GridAddresses, run_actor: Any, proxy: Proxy
+) -> None:
+    """The registration is mined, then the node goes back to a state before it while the socket
+    is down (as an anvil restarted from an older dump does): once reconnected, the actor sends
+    the very same transaction again and moves its cursor back to the chain's head."""
+    chain = (await run_actor(ws_url=f"ws://127.0.0.1:{proxy.port}")).chain
+    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"))
+    snapshot = rpc(node, "evm_snapshot")
+    assert isinstance(await chain.ask(Register(HARDWARE, PRICES, LABELS)), Applied)
+    assert await chain.ask(ProviderApproval()) is Approval.WAITING
+    rpc(node, "evm_mine")  # a head past the registration: the cursor follows it
+    await wait_until(
+        lambda: int(chain.describe()["cursor_block"]) >= int(rpc(node, "eth_blockNumber"), 16) - 1
+    )
+    cursor_before = int(chain.describe()["cursor_block"])
+    await proxy.cut()
+    await wait_until(lambda: chain.describe()["connection"].startswith("down"))
+    assert rpc(node, "evm_revert", snapshot) is True
+    assert await chain.ask(ProviderApproval()) is Approval.UNKNOWN  # forgotten
+    proxy.restore()
+    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"))
+    await wait_until(lambda: "replayed 1," in chain.describe()["transactions"])
+    with trio.fail_after(10):  # registered again, by the same transaction
+        while await chain.ask(ProviderApproval()) is not Approval.WAITING:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    assert int(chain.describe()["cursor_block"]) < cursor_before
+
+
 async def test_a_dead_subscription_is_detected_and_rebuilt(
     node: Node, grid: GridAddresses, run_actor: Any, proxy: Proxy
 ) -> None:
