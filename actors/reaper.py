@@ -22,6 +22,8 @@ SLURM: our SLURM job has ended                       first remember since when; 
 SLURM: started, store still SUBMITTED, nothing       tell RUNNING (the prolog report was lost)
 being sent
 SLURM: not ended, a cancel was asked                 tell ``CancelRequested`` (scancel again)
+SLURM: RUNNING, still waiting for its prolog         tell ``LaunchLost``: requeue in SLURM
+``launch_grace`` seconds after its start             (SLURM lost the launch; see below)
 SLURM answered: no job of that name in any state     remember since when; after ``lost_grace``
                                                      seconds, with no report waiting in the
                                                      inbox: tell ``LostInSlurm`` (PANICKED, or
@@ -30,6 +32,11 @@ SLURM could not be asked (SSH down, timeout)         nothing: unknown is not los
 chain could not be asked                             SLURM's rules only
 anything else                                        nothing
 ===================================================  =========================================
+
+A job SLURM allocated and whose launch a slurmctld restart cut (SLURM 22.05, reproduced on the
+testbed by stopping slurmctld ~0.1 s after an allocation) stays RUNNING with ``Reason=Prolog``
+and never starts, until its time limit: the customer pays for nothing. Node registrations do
+not clear it; ``scontrol requeue`` does, so the job is launched again under the same id.
 
 The chain rules come first; SLURM's rules apply to jobs in SUBMITTED or RUNNING (earlier phases
 belong to the job's own recovery, later ones are already sending their final status). Each
@@ -65,6 +72,7 @@ from actors.job.machine import (
     ChainMovedOn,
     Event,
     Job,
+    LaunchLost,
     LostInSlurm,
     Phase,
     Reported,
@@ -88,6 +96,7 @@ __all__ = [
     "Sweep",
     "SweepReport",
     "Tell",
+    "launch_lost",
     "provider_address",
     "reconcile",
     "settings_from_config",
@@ -155,6 +164,7 @@ def reconcile(
     report_waiting: bool,
     ended_for: float | None = None,
     report_grace: float = 0.0,
+    launch_grace: float = 0.0,
 ) -> list[Action]:
     """The actions that settle the differences between ``job`` (the store's record), what SLURM
     and the chain say (see the module's table).
@@ -162,7 +172,8 @@ def reconcile(
     ``missing_for``: seconds since SLURM was first seen knowing no job of ours (None: it knew
     one at the last look). ``report_waiting``: a report for the job waits in the inbox.
     ``ended_for``: seconds since SLURM was first seen saying the job ended (None: not before);
-    its end is recovered once that is at least ``report_grace``.
+    its end is recovered once that is at least ``report_grace``. ``launch_grace``: seconds a
+    RUNNING job may wait for its prolog before its launch counts as lost (0: never).
     """
     if job.phase is Phase.DONE:
         return []
@@ -190,9 +201,17 @@ def reconcile(
         return [Tell(ended_report(found))]
     if job.cancel_requested:
         return [Tell(CancelRequested())]
+    if launch_grace > 0 and launch_lost(found, launch_grace):
+        waited = f"RUNNING for {found.elapsed_seconds} s and still waiting for its prolog"
+        return [Tell(LaunchLost(found.slurm_job_id, f"SLURM never launched it ({waited})"))]
     if found.state in STARTED_STATES and job.phase is Phase.SUBMITTED and job.sending is None:
         return [Tell(Reported(JobStatus.RUNNING, found.slurm_job_id))]
     return []
+
+
+def launch_lost(found: SlurmJob, grace: float) -> bool:
+    """SLURM says ``found`` runs, but it has waited for its prolog ``grace`` seconds or more."""
+    return found.state == "RUNNING" and found.reason == "Prolog" and found.elapsed_seconds >= grace
 
 
 def _cold_note(on_chain: OnChainJob) -> str:
@@ -214,6 +233,9 @@ class ReaperSettings(msgspec.Struct, frozen=True):
     report_grace: float = 10.0
     """How long a job SLURM says ended is left to its completion report before the reaper
     recovers the end from SLURM."""
+    launch_grace: float = 900.0
+    """How long a RUNNING job may wait for its prolog before SLURM's launch counts as lost
+    (0: never)."""
     ask_timeout: float = 60.0
     concurrency: int = 16
 
@@ -344,6 +366,7 @@ class ReaperActor(Actor[Sweep, SweepReport]):
             report_waiting=report_waiting,
             ended_for=None if ended is None else now - ended,
             report_grace=self.settings.report_grace,
+            launch_grace=self.settings.launch_grace,
         )
         if not any(isinstance(action, Tell) for action in actions):
             await self._tell(job.job_id, None)  # a live job's actor must run: start it if not
@@ -458,6 +481,7 @@ def settings_from_config(reaper: Reaper) -> ReaperSettings:
         first_sweep_after=reaper.first_sweep_after.total_seconds(),
         lost_grace=reaper.lost_grace.total_seconds(),
         report_grace=reaper.report_grace.total_seconds(),
+        launch_grace=reaper.launch_grace.total_seconds(),
     )
 
 

@@ -488,6 +488,13 @@ class Reaper(Section, frozen=True):
             refine=positive_duration,
         ),
     ] = timedelta(minutes=10)
+    launch_grace: Annotated[
+        timedelta,
+        Setting(
+            "how long a job SLURM says is RUNNING may wait for its prolog before its launch "
+            "counts as lost and the job is requeued in SLURM (0s: never)",
+        ),
+    ] = timedelta(minutes=15)
 
 
 # --------------------------------------------------------------------------- process

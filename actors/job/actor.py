@@ -52,6 +52,7 @@ from actors.job.machine import (
     RaiseTimeLimit,
     Refuse,
     Reported,
+    RequeueInSlurm,
     SendStatus,
     Submit,
     TopUpRequested,
@@ -133,6 +134,7 @@ class JobPorts(Protocol):
     async def refuse(self, job: Job, effect: Refuse) -> Event: ...
     async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None: ...
     async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> Event: ...
+    async def requeue_in_slurm(self, job: Job, effect: RequeueInSlurm) -> str | None: ...
     async def slurm_job(self, slurm_job_id: int) -> SlurmJob | None: ...
     def close(self) -> None:
         """Release kept connections (called when the jobs subtree stops)."""
@@ -321,6 +323,12 @@ class JobActor(Actor[JobMessage, None]):
                 event = await ports.raise_time_limit(job, effect)
                 log.info("%s: time limit to %d min: %s", job.job_id, effect.target_minutes, event)
                 return event
+            case RequeueInSlurm(slurm_job_id=slurm_id):
+                refused = await ports.requeue_in_slurm(job, effect)
+                if refused is None:
+                    log.warning("%s: SLURM never launched job %d: requeued", job.job_id, slurm_id)
+                else:
+                    log.error("%s: SLURM job %d not requeued: %s", job.job_id, slurm_id, refused)
         return None
 
     async def _finish(self, job: Job) -> None:

@@ -47,6 +47,10 @@ Cancellation and top-up (the customer's requests, claimed from the chain):
 - A job SLURM has certainly lost (the reaper's :class:`LostInSlurm`: SLURM answered, and knows
   no job of that name in any state) is declared PANICKED ("provider lost the job"), or
   CANCELLED when the customer had asked to cancel it.
+- A job SLURM allocated but never launched (the reaper's :class:`LaunchLost`: still waiting for
+  its prolog long after its start, as SLURM 22.05 leaves a job whose launch a slurmctld restart
+  cut) is requeued (:class:`RequeueInSlurm`): SLURM launches it again under the same id, and
+  its reports then flow as usual. A job whose cancel was asked is left to the cancel.
 
 The recovery table (:data:`RECOVERY`, :func:`recover`) says what to do with a record found in the
 store at start-up, by phase. Every row is idempotent or checked first: a submission that may have
@@ -97,12 +101,14 @@ __all__ = [
     "FindInSlurm",
     "FoundInSlurm",
     "Job",
+    "LaunchLost",
     "LostInSlurm",
     "Phase",
     "RaiseTimeLimit",
     "Refuse",
     "Refused",
     "Reported",
+    "RequeueInSlurm",
     "ScriptFetched",
     "ScriptUnavailable",
     "SendStatus",
@@ -267,6 +273,13 @@ class LostInSlurm(msgspec.Struct, frozen=True, tag=True):
     reason: str
 
 
+class LaunchLost(msgspec.Struct, frozen=True, tag=True):
+    """SLURM allocated our job ``slurm_job_id`` but never launched it (see the module docstring)."""
+
+    slurm_job_id: int
+    reason: str
+
+
 Event = (
     ScriptFetched
     | ScriptUnavailable
@@ -282,6 +295,7 @@ Event = (
     | TopUpRequested
     | TimeLimitSet
     | LostInSlurm
+    | LaunchLost
 )
 
 
@@ -328,7 +342,23 @@ class RaiseTimeLimit(msgspec.Struct, frozen=True, tag=True):
     target_minutes: int
 
 
-Effect = FetchScript | FindInSlurm | Submit | SendStatus | Refuse | CancelInSlurm | RaiseTimeLimit
+class RequeueInSlurm(msgspec.Struct, frozen=True, tag=True):
+    """``scontrol requeue`` the job, so that SLURM launches it again (no outcome event: if SLURM
+    refuses, the reaper finds the job still stuck and tells :class:`LaunchLost` again)."""
+
+    slurm_job_id: int
+
+
+Effect = (
+    FetchScript
+    | FindInSlurm
+    | Submit
+    | SendStatus
+    | Refuse
+    | CancelInSlurm
+    | RaiseTimeLimit
+    | RequeueInSlurm
+)
 
 
 # --- pure rules ----------------------------------------------------------------------------
@@ -434,6 +464,10 @@ def transition(job: Job, event: Event) -> tuple[Job, list[Effect]]:
             if job.cancel_requested:
                 return _fail(job, f"cancelled; {reason}", JobStatus.CANCELLED)
             return _fail(job, LOST_REASON, JobStatus.PANICKED)
+        case LaunchLost(slurm_job_id=slurm_id, reason=reason) if (
+            phase in IN_SLURM and slurm_id == job.slurm_job_id and not job.cancel_requested
+        ):
+            return _note(job, f"requeued in SLURM: {reason}"), [RequeueInSlurm(slurm_id)]
     return job, []
 
 

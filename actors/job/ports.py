@@ -20,6 +20,7 @@ from actors.job.machine import (
     RaiseTimeLimit,
     Refuse,
     Refused,
+    RequeueInSlurm,
     ScriptFetched,
     ScriptUnavailable,
     SendStatus,
@@ -138,6 +139,12 @@ class AdapterPorts:
             return TimeLimitSet(ok=True, detail=f"{reply.old_minutes} -> {reply.new_minutes} min")
         assert isinstance(reply, slurm.TimeLimitNotRaised), reply
         return TimeLimitSet(ok=False, detail=reply.reason)
+
+    async def requeue_in_slurm(self, job: Job, effect: RequeueInSlurm) -> str | None:
+        """``scontrol requeue``: None when SLURM took the job back, else why it did not."""
+        reply = await self._slurm.ask(slurm.Requeue(effect.slurm_job_id), timeout=SLURM_TIMEOUT)
+        assert isinstance(reply, slurm.Requeued), reply
+        return None if reply.ok else reply.detail
 
     def close(self) -> None:
         self._sbatch.close()

@@ -1,7 +1,7 @@
 """SlurmActor: the supervisor's one door to SLURM, over pooled SSH.
 
 It answers the asks listed in :mod:`actors.slurm.messages` (``Submit``, ``FindJobs``,
-``JobInfo``, ``Cancel``, ``RaiseTimeLimit``, ``Discover``, ``HealthCheck``, and for the
+``JobInfo``, ``Cancel``, ``Requeue``, ``RaiseTimeLimit``, ``Discover``, ``HealthCheck``; for the
 supervisor's own jobs ``SubmitBatch`` and ``ReadOutput``). Commands are built by
 the pure functions of :mod:`actors.slurm.commands` and run by :class:`actors.slurm.ssh.SshPool`:
 submissions as the customer's UNIX user, everything else as the admin user.
@@ -44,6 +44,8 @@ from actors.slurm.messages import (
     OutputRead,
     RaiseTimeLimit,
     ReadOutput,
+    Requeue,
+    Requeued,
     SlurmError,
     SlurmJob,
     SlurmRequest,
@@ -240,6 +242,13 @@ class SlurmActor(Actor[SlurmRequest, object]):
     @overload
     async def ask(
         self,
+        message: Requeue,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> Requeued: ...
+    @overload
+    async def ask(
+        self,
         message: RaiseTimeLimit,
         *,
         timeout: float = ...,  # noqa: ASYNC109
@@ -301,6 +310,8 @@ class SlurmActor(Actor[SlurmRequest, object]):
                 return await self.job_info(slurm_job_id)
             case Cancel():
                 return await self.cancel(message)
+            case Requeue(slurm_job_id=slurm_job_id):
+                return await self.requeue(slurm_job_id)
             case RaiseTimeLimit(slurm_job_id=slurm_job_id, extra_minutes=extra):
                 return await self.raise_time_limit(slurm_job_id, extra)
             case Discover(include_unresponsive=unresponsive):
@@ -410,6 +421,15 @@ class SlurmActor(Actor[SlurmRequest, object]):
         if not result.ok and "invalid job id" not in result.stderr.lower():
             raise CommandFailed("scancel", result.exit_status, result.stderr)
         return CancelSent(target=argv[-1])
+
+    async def requeue(self, slurm_job_id: int) -> Requeued:
+        """``scontrol requeue`` as the admin (SLURM refuses it for a job that has ended, that
+        it does not know, or that is not requeueable: the answer says so)."""
+        result = await self._admin_run(cmd.scontrol_requeue_argv(self._paths, slurm_job_id))
+        if result.ok:
+            return Requeued(slurm_job_id, ok=True)
+        detail = result.stderr.strip() or f"exit status {result.exit_status}"
+        return Requeued(slurm_job_id, ok=False, detail=detail)
 
     async def raise_time_limit(
         self, slurm_job_id: int, extra_minutes: int

@@ -60,6 +60,7 @@ __all__ = [
     "scontrol_job_argv",
     "scontrol_nodes_argv",
     "scontrol_ping_argv",
+    "scontrol_requeue_argv",
     "scontrol_time_limit_argv",
     "squeue_argv",
     "submit_spec",
@@ -325,6 +326,11 @@ def squeue_argv(paths: CommandPaths, job_name: str) -> list[str]:
 
 def scontrol_job_argv(paths: CommandPaths, slurm_job_id: int) -> list[str]:
     return [paths.scontrol, "show", "job", "--oneliner", str(_job_id(slurm_job_id))]
+
+
+def scontrol_requeue_argv(paths: CommandPaths, slurm_job_id: int) -> list[str]:
+    """Put a job back in the queue, to be launched again under the same SLURM id (the admin)."""
+    return [paths.scontrol, "requeue", str(_job_id(slurm_job_id))]
 
 
 def scontrol_time_limit_argv(paths: CommandPaths, slurm_job_id: int, minutes: int) -> list[str]:

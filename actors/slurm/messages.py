@@ -55,6 +55,8 @@ __all__ = [
     "OutputRead",
     "RaiseTimeLimit",
     "ReadOutput",
+    "Requeue",
+    "Requeued",
     "SlurmError",
     "SlurmJob",
     "SlurmRequest",
@@ -185,6 +187,21 @@ class CancelSent(msgspec.Struct, frozen=True):
     target: str
 
 
+class Requeue(msgspec.Struct, frozen=True):
+    """``scontrol requeue`` as the admin: the job goes back to the queue and is launched again
+    under the same SLURM id. Replies :class:`Requeued`."""
+
+    slurm_job_id: int
+
+
+class Requeued(msgspec.Struct, frozen=True):
+    """``ok``: SLURM took the job back; else ``detail`` says why not."""
+
+    slurm_job_id: int
+    ok: bool
+    detail: str = ""
+
+
 class RaiseTimeLimit(msgspec.Struct, frozen=True):
     """Raise a job's time limit by ``extra_minutes`` (as the admin: owners may only lower it),
     checked by reading it back."""
@@ -265,6 +282,7 @@ SlurmRequest = (
     | FindJobs
     | JobInfo
     | Cancel
+    | Requeue
     | RaiseTimeLimit
     | Discover
     | HealthCheck

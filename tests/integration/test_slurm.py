@@ -33,6 +33,8 @@ from actors.slurm.messages import (
     HealthCheck,
     JobInfo,
     RaiseTimeLimit,
+    Requeue,
+    Requeued,
     SlurmJob,
     SshUnavailable,
     Submit,
@@ -270,6 +272,24 @@ async def test_cancel_by_id_and_by_name(slurm: SlurmActor, customer: str) -> Non
     assert (await wait_for(slurm, second, ended)).state == "CANCELLED"
     # Cancelling again (an ended job) is not an error.
     assert isinstance(await slurm.ask(Cancel(slurm_job_id=first), timeout=15), CancelSent)
+
+
+async def test_requeue_as_admin_puts_the_job_back_under_the_same_id(
+    slurm: SlurmActor, customer: str, testbed_env: TestbedEnv
+) -> None:
+    _, slurm_job_id = await submit(slurm, customer, "sleep 120\n")
+    try:
+        await wait_for(slurm, slurm_job_id, running)
+        assert await slurm.ask(Requeue(slurm_job_id), timeout=30) == Requeued(slurm_job_id, True)
+        back = await wait_for(slurm, slurm_job_id, lambda job: job.state != "RUNNING")
+        assert back.state in ("PENDING", "REQUEUED") and not back.has_ended
+        record = await scontrol_record(slurm, testbed_env.ssh.admin_user, slurm_job_id)
+        assert record["Restarts"] == "1"
+    finally:
+        await slurm.ask(Cancel(slurm_job_id=slurm_job_id), timeout=15)
+    await wait_for(slurm, slurm_job_id, ended)
+    late = await slurm.ask(Requeue(slurm_job_id), timeout=30)
+    assert not late.ok and late.detail  # SLURM's own reason: the job has ended
 
 
 async def test_raise_time_limit_as_admin_is_read_back(

@@ -4,9 +4,11 @@ the cross-check of unauthenticated reports with SLURM."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,11 +24,13 @@ from actors.job.machine import (
     Event,
     FoundInSlurm,
     Job,
+    LaunchLost,
     Phase,
     RaiseTimeLimit,
     Refuse,
     Refused,
     Reported,
+    RequeueInSlurm,
     ScriptFetched,
     SendStatus,
     Submit,
@@ -49,6 +53,7 @@ class Ports:
     def __init__(self, slurm: SlurmJob | None = None) -> None:
         self.slurm = slurm
         self.sent: list[SendStatus] = []
+        self.requeued: list[RequeueInSlurm] = []
         self.slurm_asks = 0
 
     async def fetch_script(self, job: Job) -> Event:
@@ -72,6 +77,10 @@ class Ports:
 
     async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> Event:
         return TimeLimitSet(ok=True)
+
+    async def requeue_in_slurm(self, job: Job, effect: RequeueInSlurm) -> str | None:
+        self.requeued.append(effect)
+        return None
 
     async def slurm_job(self, slurm_job_id: int) -> SlurmJob | None:
         self.slurm_asks += 1
@@ -114,6 +123,19 @@ async def run_tree(store: Store, ports: Ports, until: float = 3.0) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(tree.run)
         await settled(store, until)
+        tree.request_stop()
+
+
+@contextlib.asynccontextmanager
+async def running_dispatcher(store: Store, ports: Ports) -> AsyncIterator[Any]:
+    """The jobs subtree running over ``store`` and ``ports``; yields its dispatcher, stops the
+    subtree on exit."""
+    tree = jobs_supervisor(store=store, ports=ports)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tree.run)
+        dispatcher = tree.find_child(DISPATCHER_NAME)
+        assert dispatcher is not None
+        yield dispatcher
         tree.request_stop()
 
 
@@ -188,25 +210,39 @@ async def test_the_reaper_can_start_a_live_jobs_actor(store: Store) -> None:
     assert ports.sent == [SendStatus(JobStatus.FINISHED, 3, 0)]
 
 
+async def test_a_lost_launch_the_reaper_tells_is_requeued_and_the_job_stays_running(
+    store: Store,
+) -> None:
+    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
+    ports = Ports()
+    async with running_dispatcher(store, ports) as dispatcher:
+        lost = Reconcile(JOB_ID, LaunchLost(42, "SLURM never launched it"))
+        for _ in range(100):  # the job's actor is resumed as the subtree starts
+            if (await dispatcher.ask(lost)).accepted:
+                break
+            await trio.sleep(0.02)
+        for _ in range(100):
+            if ports.requeued:
+                break
+            await trio.sleep(0.02)
+    assert ports.requeued == [RequeueInSlurm(42)] and ports.sent == []
+    job = await record(store)
+    assert job.phase is Phase.RUNNING and job.history[-1][1].startswith("requeued in SLURM")
+
+
 async def test_a_claimed_top_up_is_stored_before_the_answer_and_applied_once(
     store: Store,
 ) -> None:
     await store.put(JOBS_NAMESPACE, JOB_ID, running_job())  # claimed for 10 minutes
-    ports = Ports()
-    tree = jobs_supervisor(store=store, ports=ports)
     top_up = ClaimedTopUp(JOB_ID, "0x" + "22" * 20, extra_minutes=5, block_number=900)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(tree.run)
-        dispatcher = tree.find_child(DISPATCHER_NAME)
-        assert dispatcher is not None
-        first = await dispatcher.ask(top_up)  # type: ignore[attr-defined]
-        again = await dispatcher.ask(top_up)  # type: ignore[attr-defined]  # a replayed log
+    async with running_dispatcher(store, Ports()) as dispatcher:
+        first = await dispatcher.ask(top_up)
+        again = await dispatcher.ask(top_up)  # a replayed log
         assert (first.accepted, again.reason) == (True, "already requested")
         for _ in range(100):
             if not await store.pending(REQUESTS_BOX, StoredRequest):
                 break
             await trio.sleep(0.02)
-        tree.request_stop()
     job = await record(store)
     assert job.top_up_minutes == 5 and job.time_limit_minutes == 15
     assert await store.pending(REQUESTS_BOX, StoredRequest) == []
@@ -243,19 +279,13 @@ async def test_a_replayed_claim_of_a_settled_job_does_not_run_it_again(store: St
         claim=msgspec.structs.replace(running_job().claim, block_number=44),
     )
     await store.put(JOBS_NAMESPACE, JOB_ID, settled)
-    ports = Ports()
-    tree = jobs_supervisor(store=store, ports=ports)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(tree.run)
-        dispatcher = tree.find_child(DISPATCHER_NAME)
-        assert dispatcher is not None
+    async with running_dispatcher(store, Ports()) as dispatcher:
         replayed = msgspec.structs.replace(settled.claim)  # the same log, read again
-        answer = await dispatcher.ask(replayed)  # type: ignore[attr-defined]
+        answer = await dispatcher.ask(replayed)
         assert answer.reason == "already claimed and settled"
         assert await record(store) == settled  # not a new job: never submitted again
         later = msgspec.structs.replace(settled.claim, block_number=90)  # refused, claimed again
-        answer = await dispatcher.ask(later)  # type: ignore[attr-defined]
+        answer = await dispatcher.ask(later)
         assert answer.accepted and answer.reason == ""
         new = await record(store)
-        tree.request_stop()
     assert new.claim.block_number == 90 and new.phase is not Phase.DONE  # a new life

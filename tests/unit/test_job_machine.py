@@ -21,12 +21,14 @@ from actors.job.machine import (
     FindInSlurm,
     FoundInSlurm,
     Job,
+    LaunchLost,
     LostInSlurm,
     Phase,
     RaiseTimeLimit,
     Refuse,
     Refused,
     Reported,
+    RequeueInSlurm,
     ScriptFetched,
     ScriptUnavailable,
     SendStatus,
@@ -273,6 +275,25 @@ def test_lost_is_ignored_once_the_end_is_known() -> None:
     assert transition(job, LostInSlurm("gone")) == (job, [])
     before_submission, _ = new_job(claim())
     assert transition(before_submission, LostInSlurm("gone")) == (before_submission, [])
+
+
+def test_a_job_slurm_never_launched_is_requeued_under_the_same_slurm_id() -> None:
+    running, _ = run(submitted(), Reported(JobStatus.RUNNING, 42), ChainApplied(JobStatus.RUNNING))
+    for job in (submitted(), running):
+        after, effects = transition(job, LaunchLost(42, "SLURM never launched it"))
+        assert effects == [RequeueInSlurm(42)]
+        assert after.phase is job.phase and after.slurm_job_id == 42
+        assert after.history[-1] == (job.phase.value, "requeued in SLURM: SLURM never launched it")
+
+
+def test_a_lost_launch_is_ignored_for_another_slurm_job_after_a_cancel_and_out_of_slurm() -> None:
+    assert transition(submitted(), LaunchLost(41, "x")) == (submitted(), [])
+    cancelling, _ = transition(submitted(), CancelRequested())
+    assert transition(cancelling, LaunchLost(42, "x")) == (cancelling, [])
+    before_submission, _ = new_job(claim())
+    assert transition(before_submission, LaunchLost(42, "x")) == (before_submission, [])
+    ending, _ = transition(submitted(), Reported(JobStatus.FINISHED, 42, 3, 0))
+    assert transition(ending, LaunchLost(42, "x"))[1] == []
 
 
 def test_chain_moved_on_ends_the_job_and_cancels_what_runs() -> None:

@@ -13,6 +13,7 @@ from actors.job.machine import (
     ChainApplied,
     ChainMovedOn,
     Job,
+    LaunchLost,
     LostInSlurm,
     Phase,
     Reported,
@@ -43,6 +44,7 @@ DEFINITION = JobDefinition(gpus=0, mem_per_cpu=100, cpus_per_task=1, ntasks=1,
                            batch_location_hash="h")  # fmt: skip
 GRACE = 600.0
 REPORT_GRACE = 10.0
+LAUNCH_GRACE = 900.0
 
 
 def claimed() -> Job:
@@ -73,7 +75,9 @@ def on_chain(status: JobStatus, provider: str = PROVIDER, last_error: str = "") 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
 
 
-def slurm(state: str, slurm_id: int = 42, *, seconds: int = 150, exit_raw: int = 0) -> SlurmJob:
+def slurm(
+    state: str, slurm_id: int = 42, *, seconds: int = 150, exit_raw: int = 0, reason: str = "None"
+) -> SlurmJob:
     ended = state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL")
     return SlurmJob(
         slurm_job_id=slurm_id,
@@ -83,6 +87,7 @@ def slurm(state: str, slurm_id: int = 42, *, seconds: int = 150, exit_raw: int =
         start=T0 if state != "PENDING" else None,
         end=T0 + dt.timedelta(seconds=seconds) if ended else None,
         elapsed_seconds=seconds,
+        reason=reason,
     )
 
 
@@ -105,6 +110,7 @@ def decide(
         report_waiting=report_waiting,
         ended_for=ended_for,
         report_grace=REPORT_GRACE,
+        launch_grace=LAUNCH_GRACE,
     )
 
 
@@ -197,6 +203,47 @@ def test_a_cancel_slurm_has_not_honoured_is_asked_again() -> None:
         ]
 
 
+@pytest.mark.parametrize("job", [submitted(), running()], ids=lambda j: j.phase.value)
+def test_a_job_slurm_never_launched_is_requeued_after_the_launch_grace(job: Job) -> None:
+    stuck = slurm("RUNNING", seconds=int(LAUNCH_GRACE), reason="Prolog")
+    (tell,) = decide(job, SlurmAnswer((stuck,)), on_chain(JobStatus.RUNNING))
+    assert isinstance(tell, Tell) and isinstance(tell.event, LaunchLost)
+    assert tell.event.slurm_job_id == 42
+    assert "never launched" in tell.event.reason and "900 s" in tell.event.reason
+
+
+@pytest.mark.parametrize(
+    ("state", "seconds", "reason"),
+    [
+        ("RUNNING", int(LAUNCH_GRACE) - 1, "Prolog"),  # a prolog may take a while
+        ("RUNNING", 10 * int(LAUNCH_GRACE), "None"),  # launched: a long job
+        ("PENDING", 10 * int(LAUNCH_GRACE), "Prolog"),
+        ("CONFIGURING", 10 * int(LAUNCH_GRACE), "Prolog"),  # nodes booting
+    ],
+)
+def test_a_launch_is_lost_only_when_running_while_waiting_for_the_prolog_past_the_grace(
+    state: str, seconds: int, reason: str
+) -> None:
+    found = slurm(state, seconds=seconds, reason=reason)
+    assert decide(running(), SlurmAnswer((found,)), on_chain(JobStatus.RUNNING)) == []
+
+
+def test_a_launch_grace_of_zero_never_requeues() -> None:
+    stuck = slurm("RUNNING", seconds=10**6, reason="Prolog")
+    actions = reconcile(running(), SlurmAnswer((stuck,)), on_chain(JobStatus.RUNNING),
+                        provider=PROVIDER, missing_for=None, lost_grace=GRACE,
+                        report_waiting=False, launch_grace=0.0)  # fmt: skip
+    assert actions == []
+
+
+def test_a_stuck_launch_whose_cancel_was_asked_is_cancelled_not_requeued() -> None:
+    job, _ = transition(running(), CancelRequested())
+    stuck = slurm("RUNNING", seconds=10**6, reason="Prolog")
+    assert decide(job, SlurmAnswer((stuck,)), on_chain(JobStatus.RUNNING)) == [
+        Tell(CancelRequested())
+    ]
+
+
 def test_slurm_that_cannot_be_asked_is_never_a_lost_job() -> None:
     for missing_for in (None, 0.0, GRACE * 10):
         actions = decide(
@@ -265,8 +312,10 @@ def test_settings_come_from_the_reaper_section_of_the_configuration() -> None:
             first_sweep_after=dt.timedelta(minutes=10),
             report_grace=dt.timedelta(seconds=5),
             lost_grace=dt.timedelta(seconds=30),
+            launch_grace=dt.timedelta(0),
         )
     )
+    assert tuned.launch_grace == 0.0 and ReaperSettings().launch_grace == 900.0
     assert (tuned.interval, tuned.first_sweep_after) == (2.5, 600.0)
     assert (tuned.report_grace, tuned.lost_grace) == (5.0, 30.0)
     assert (tuned.ask_timeout, tuned.concurrency) == (60.0, 16)

@@ -234,6 +234,12 @@ def test_time_limit_update_is_absolute_minutes() -> None:
         cmd.scontrol_time_limit_argv(PATHS, 12, 0)
 
 
+def test_requeue_names_the_job_by_its_slurm_id() -> None:
+    assert cmd.scontrol_requeue_argv(PATHS, 12) == ["/usr/bin/scontrol", "requeue", "12"]
+    with pytest.raises(ValueError):
+        cmd.scontrol_requeue_argv(PATHS, 0)
+
+
 def test_squeue_and_sacct_look_at_every_state_and_user() -> None:
     squeue = cmd.squeue_argv(PATHS, JOB)
     assert "--states=all" in squeue
