@@ -211,7 +211,7 @@ def reconcile(
 
 def launch_lost(found: SlurmJob, grace: float) -> bool:
     """SLURM says ``found`` runs, but it has waited for its prolog ``grace`` seconds or more."""
-    return found.state == "RUNNING" and found.reason == "Prolog" and found.elapsed_seconds >= grace
+    return found.awaiting_launch and found.elapsed_seconds >= grace
 
 
 def _cold_note(on_chain: OnChainJob) -> str:

@@ -141,7 +141,13 @@ class AdapterPorts:
         return TimeLimitSet(ok=False, detail=reply.reason)
 
     async def requeue_in_slurm(self, job: Job, effect: RequeueInSlurm) -> str | None:
-        """``scontrol requeue``: None when SLURM took the job back, else why it did not."""
+        """``scontrol requeue``, if SLURM still has the job waiting for its launch (SLURM also
+        requeues a job that has ended, which would run it twice): None when SLURM took the job
+        back, else why not."""
+        found = await self.slurm_job(effect.slurm_job_id)
+        if found is None or not found.awaiting_launch:
+            state = "unknown to SLURM" if found is None else f"{found.state} ({found.reason})"
+            return f"no longer waiting for its launch: {state}"
         reply = await self._slurm.ask(slurm.Requeue(effect.slurm_job_id), timeout=SLURM_TIMEOUT)
         assert isinstance(reply, slurm.Requeued), reply
         return None if reply.ok else reply.detail

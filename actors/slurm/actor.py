@@ -423,8 +423,9 @@ class SlurmActor(Actor[SlurmRequest, object]):
         return CancelSent(target=argv[-1])
 
     async def requeue(self, slurm_job_id: int) -> Requeued:
-        """``scontrol requeue`` as the admin (SLURM refuses it for a job that has ended, that
-        it does not know, or that is not requeueable: the answer says so)."""
+        """``scontrol requeue`` as the admin (SLURM refuses it for a job it does not know or
+        that is not requeueable: the answer says so). SLURM requeues a job that has ended too,
+        which runs it again: check the job's state first."""
         result = await self._admin_run(cmd.scontrol_requeue_argv(self._paths, slurm_job_id))
         if result.ok:
             return Requeued(slurm_job_id, ok=True)

@@ -120,6 +120,11 @@ class SlurmJob(msgspec.Struct, frozen=True):
         """True once the job reached a final state (see :data:`ENDED_STATES`)."""
         return self.state in ENDED_STATES
 
+    @property
+    def awaiting_launch(self) -> bool:
+        """SLURM counts the job as RUNNING but still waits for its prolog: not launched yet."""
+        return self.state == "RUNNING" and self.reason == "Prolog"
+
 
 class Node(msgspec.Struct, frozen=True):
     """One compute node: CPUs, memory in MB and GPUs as configured (``CfgTRES``)."""
@@ -189,7 +194,7 @@ class CancelSent(msgspec.Struct, frozen=True):
 
 class Requeue(msgspec.Struct, frozen=True):
     """``scontrol requeue`` as the admin: the job goes back to the queue and is launched again
-    under the same SLURM id. Replies :class:`Requeued`."""
+    under the same SLURM id (an ended job too: SLURM runs it again). Replies :class:`Requeued`."""
 
     slurm_job_id: int
 

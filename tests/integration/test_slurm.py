@@ -21,7 +21,10 @@ import pytest
 import trio
 import trio_asyncio
 
-from actors.grid import JobDefinition
+from actors.grid import ClaimedJob, JobDefinition
+from actors.job.machine import RequeueInSlurm, new_job
+from actors.job.ports import AdapterPorts
+from actors.sbatch import SbatchClient, SbatchTls
 from actors.slurm import commands as cmd
 from actors.slurm.actor import SlurmActor
 from actors.slurm.messages import (
@@ -288,8 +291,43 @@ async def test_requeue_as_admin_puts_the_job_back_under_the_same_id(
     finally:
         await slurm.ask(Cancel(slurm_job_id=slurm_job_id), timeout=15)
     await wait_for(slurm, slurm_job_id, ended)
-    late = await slurm.ask(Requeue(slurm_job_id), timeout=30)
-    assert not late.ok and late.detail  # SLURM's own reason: the job has ended
+    unknown = await slurm.ask(Requeue(slurm_job_id + 100_000), timeout=30)
+    assert not unknown.ok and "invalid job id" in unknown.detail.lower()
+
+
+async def test_the_job_ports_requeue_only_a_job_still_waiting_for_its_launch(
+    testbed_env: TestbedEnv, asyncio_loop: trio_asyncio.TrioEventLoop, customer: str
+) -> None:
+    """SLURM requeues a launched or ended job too (it would run twice): the job's port looks at
+    the job first and leaves one that is not waiting for its launch alone."""
+    supervisor = Supervisor("root", [ChildSpec("slurm", lambda: make_actor(testbed_env))])
+    provider_key = bytes.fromhex(testbed_env.provider.key.removeprefix("0x"))
+    sbatch = SbatchClient(testbed_env.sbatch.endpoint, SbatchTls(), provider_key)  # not used
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervisor.run)
+        ports = AdapterPorts(supervisor.registry, sbatch)
+        slurm = ActorRef(supervisor.registry, "slurm").resolve_nowait()
+        assert isinstance(slurm, SlurmActor)
+        name, slurm_job_id = await submit(slurm, customer, "sleep 120\n")
+        claim = ClaimedJob(name, "0x" + "11" * 20, testbed_env.provider.address, 5, definition())
+        job, _ = new_job(claim)
+        try:
+            launched = await wait_for(
+                slurm, slurm_job_id, lambda j: running(j) and not j.awaiting_launch
+            )
+            refused = await ports.requeue_in_slurm(job, RequeueInSlurm(slurm_job_id))
+            assert refused == f"no longer waiting for its launch: RUNNING ({launched.reason})"
+            record = await scontrol_record(slurm, testbed_env.ssh.admin_user, slurm_job_id)
+            assert record["Restarts"] == "0" and record["JobState"] == "RUNNING"
+        finally:
+            await slurm.ask(Cancel(slurm_job_id=slurm_job_id), timeout=15)
+        await wait_for(slurm, slurm_job_id, ended)
+        refused = await ports.requeue_in_slurm(job, RequeueInSlurm(slurm_job_id))
+        assert refused is not None and refused.startswith(
+            "no longer waiting for its launch: CANCELLED"
+        )
+        ports.close()
+        supervisor.request_stop()
 
 
 async def test_raise_time_limit_as_admin_is_read_back(
