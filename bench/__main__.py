@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "lifecycle": "bench.lifecycle",  # claim-to-SLURM latency vs floor; burst throughput
     "binary": "bench.binary",  # the one-file binary: size, start time, time to READY
     "chaos": "bench.chaos",  # kill -9 the supervisor while jobs flow; every job checked
+    "launch": "bench.launch",  # slurmctld stopped as a job launches: requeued, finished
 }
 
 

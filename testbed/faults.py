@@ -43,7 +43,7 @@ from testbed.processes import (
     wait_until,
 )
 
-__all__ = ["PARTS", "restart_part", "start_part", "stop_part"]
+__all__ = ["PARTS", "restart_part", "set_partition_state", "start_part", "stop_part"]
 
 PARTS: Final = ("anvil", "sshd", "slurmctld", "sbatch-service")
 READY_TIMEOUT: Final = 30.0
@@ -60,15 +60,19 @@ def anvil_state_file(layout: Layout) -> Path:
     return layout.root / "anvil-state.json"
 
 
-def stop_part(layout: Layout, name: str, *, deadline: float = 10.0) -> ProcessRecord:
-    """Stop ``name`` (one of :data:`PARTS`); returns its record, for :func:`start_part`."""
+def stop_part(
+    layout: Layout, name: str, *, deadline: float = 10.0, hold: bool = True
+) -> ProcessRecord:
+    """Stop ``name`` (one of :data:`PARTS`); returns its record, for :func:`start_part`.
+    ``hold=False`` stops slurmctld without holding allocations first (it may cut a launch: what
+    ``bench launch`` wants)."""
     if name not in PARTS:
         raise ValueError(f"not a part that can be restarted: {name!r} (one of {PARTS})")
     record = _record(layout, name)
     if name == "anvil" and is_running(record):
         dumped = str(anvil.rpc("anvil_dumpState", timeout=30.0))
         anvil_state_file(layout).write_bytes(gzip.decompress(bytes.fromhex(dumped[2:])))
-    if name == "slurmctld" and is_running(record):
+    if name == "slurmctld" and hold and is_running(record):
         _hold_allocations()
     stop(layout.pids, [record], deadline=deadline)
     # forget() dropped the record: keep it for start_part (same argv, same log)
@@ -99,7 +103,7 @@ def start_part(layout: Layout, record: ProcessRecord) -> ProcessRecord:
         record=started,
     )
     if name == "slurmctld":
-        _set_partition_state("UP")
+        set_partition_state("UP")
     return started
 
 
@@ -125,7 +129,8 @@ def _ready(layout: Layout, name: str) -> Callable[[], bool]:
     raise ValueError(name)
 
 
-def _set_partition_state(state: str) -> None:
+def set_partition_state(state: str) -> None:
+    """``scontrol update`` the testbed's partition to ``state`` (UP, DOWN, ...)."""
     subprocess.run(
         ["scontrol", "update", f"PartitionName={lay.PARTITION}", f"State={state}"],
         check=True,
@@ -152,7 +157,7 @@ def _jobs_in_launch() -> list[str]:
 
 def _hold_allocations(*, timeout: float = 30.0) -> None:
     """Partition DOWN, then wait until no job is between allocation and launch."""
-    _set_partition_state("DOWN")
+    set_partition_state("DOWN")
     deadline = time.monotonic() + timeout
     while launching := _jobs_in_launch():
         if time.monotonic() > deadline:
