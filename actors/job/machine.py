@@ -467,7 +467,7 @@ def transition(job: Job, event: Event) -> tuple[Job, list[Effect]]:
         case LaunchLost(slurm_job_id=slurm_id, reason=reason) if (
             phase in IN_SLURM and slurm_id == job.slurm_job_id and not job.cancel_requested
         ):
-            return _note(job, f"requeued in SLURM: {reason}"), [RequeueInSlurm(slurm_id)]
+            return _note(job, f"requeue asked of SLURM: {reason}"), [RequeueInSlurm(slurm_id)]
     return job, []
 
 

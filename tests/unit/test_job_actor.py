@@ -227,7 +227,7 @@ async def test_a_lost_launch_the_reaper_tells_is_requeued_and_the_job_stays_runn
             await trio.sleep(0.02)
     assert ports.requeued == [RequeueInSlurm(42)] and ports.sent == []
     job = await record(store)
-    assert job.phase is Phase.RUNNING and job.history[-1][1].startswith("requeued in SLURM")
+    assert job.phase is Phase.RUNNING and job.history[-1][1].startswith("requeue asked of SLURM")
 
 
 async def test_a_claimed_top_up_is_stored_before_the_answer_and_applied_once(

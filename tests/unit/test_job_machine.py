@@ -283,7 +283,10 @@ def test_a_job_slurm_never_launched_is_requeued_under_the_same_slurm_id() -> Non
         after, effects = transition(job, LaunchLost(42, "SLURM never launched it"))
         assert effects == [RequeueInSlurm(42)]
         assert after.phase is job.phase and after.slurm_job_id == 42
-        assert after.history[-1] == (job.phase.value, "requeued in SLURM: SLURM never launched it")
+        assert after.history[-1] == (
+            job.phase.value,
+            "requeue asked of SLURM: SLURM never launched it",
+        )
 
 
 def test_a_lost_launch_is_ignored_for_another_slurm_job_after_a_cancel_and_out_of_slurm() -> None:
