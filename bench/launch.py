@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,23 +36,13 @@ from tests.integration.supervisor_harness import (
     FINAL,
     Supervisor,
     scontrol,
+    slurm_state,
     submit,
     wait_for,
     wait_status,
 )
 
 SCRIPT = "#!/bin/bash\nsleep 5\n"
-
-
-def squeue(job_id: str) -> tuple[str, str] | None:
-    """(state, reason) of the SLURM job named ``job_id``, None while SLURM has none."""
-    listed = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-n", job_id, "-o", "%T %r"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    return (listed[0], listed[1]) if len(listed) >= 2 else None
 
 
 def one_round(
@@ -65,12 +54,12 @@ def one_round(
     faults.set_partition_state("DOWN")  # the job waits in the queue until we let it go
     try:
         job_id = submit(env, folder, SCRIPT, customer=customer)
-        wait_for("SLURM to queue the job", lambda: squeue(job_id) is not None, timeout=120)
+        wait_for("SLURM to queue the job", lambda: slurm_state(job_id) is not None, timeout=120)
     finally:
         faults.set_partition_state("UP")
     wait_for(
         "SLURM to allocate the job",
-        lambda: (seen := squeue(job_id)) is not None and seen[0] != "PENDING",
+        lambda: (seen := slurm_state(job_id)) is not None and seen[0] != "PENDING",
         timeout=120,
         every=0.005,
     )
@@ -80,7 +69,7 @@ def one_round(
     faults.start_part(layout, record)
     restarted = time.monotonic()
     time.sleep(12.0)
-    cut = squeue(job_id) == ("RUNNING", "Prolog")
+    cut = slurm_state(job_id) == ("RUNNING", "Prolog")
     final = wait_status(env, job_id, FINAL, timeout=grace + 300)
     return cut, final.status, time.monotonic() - restarted, scontrol(job_id).get("Restarts", "?")
 

@@ -203,14 +203,25 @@ def wait_status(env: TestbedEnv, job_id: str, statuses: set[JobStatus], timeout:
     )
 
 
-def slurm_ids(job_id: str) -> list[str]:
-    """Every SLURM job named ``job_id`` that slurmctld still knows (any state)."""
+def _squeue_named(job_id: str, fields: str) -> list[str]:
+    """``squeue`` of every SLURM job named ``job_id`` in any state, in the format ``fields``."""
     return subprocess.run(
-        ["squeue", "-h", "-t", "all", "-n", job_id, "-o", "%i"],
+        ["squeue", "-h", "-t", "all", "-n", job_id, "-o", fields],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
+
+
+def slurm_ids(job_id: str) -> list[str]:
+    """Every SLURM job named ``job_id`` that slurmctld still knows (any state)."""
+    return _squeue_named(job_id, "%i")
+
+
+def slurm_state(job_id: str) -> tuple[str, str] | None:
+    """(state, reason) of the SLURM job named ``job_id``, None while SLURM has none."""
+    listed = _squeue_named(job_id, "%T %r")
+    return (listed[0], listed[1]) if len(listed) >= 2 else None
 
 
 def scontrol(job_id: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 from actors.grid import JobStatus
@@ -21,6 +20,7 @@ from tests.integration.supervisor_harness import (
     Supervisor,
     chain_job,
     scontrol,
+    slurm_ids,
     submit,
     wait_status,
 )
@@ -86,13 +86,7 @@ def test_zero_duration_job_is_failed_on_chain_and_never_submitted(
     failed = wait_status(testbed_env, job_id, {JobStatus.FAILED, JobStatus.FINISHED}, 120)
     assert failed.status == JobStatus.FAILED
     assert "minute" in failed.last_error
-    listed = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-n", job_id, "-o", "%i"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert listed == []
+    assert slurm_ids(job_id) == []
 
 
 def test_hostile_job_name_and_script_cannot_break_out_of_quoting(
