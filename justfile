@@ -1,9 +1,10 @@
-# Recipes for grid-supervisor. Run them through ./dev, which bootstraps .venv first:
-#   ./dev test    ./dev demo    ./dev lint    ./dev build    ./dev bench
+# Recipes for grid-supervisor. Run them through ./dev, which bootstraps the virtual environment
+# ($GRID_VENV, default .venv) from requirements.lock first:
+#   ./dev test    ./dev demo    ./dev lint    ./dev build    ./dev bench    ./dev lock
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-python := ".venv/bin/python"
+python := env_var_or_default("GRID_VENV", ".venv") / "bin/python"
 
 # list the recipes
 default:
@@ -27,13 +28,16 @@ unit *ARGS:
 demo *ARGS:
     {{python}} -m testbed.demo {{ARGS}}
 
+# the local testbed: up, down, status, env, ... (python -m testbed --help)
+testbed *ARGS:
+    {{python}} -m testbed {{ARGS}}
+
 # the benchmarks under bench/; each prints its figures
 bench *ARGS:
     {{python}} -m bench {{ARGS}}
 
 # a PyInstaller one-file binary at dist/grid-supervisor (about 45 MB, 40-60 s on 2 cores)
 build:
-    {{python}} -c 'import PyInstaller' 2>/dev/null || {{python}} -m pip install -q -e '.[build]'
     {{python}} -m PyInstaller --noconfirm --clean --log-level WARN deploy/grid-supervisor.spec
     dist/grid-supervisor --version
 
@@ -41,3 +45,8 @@ build:
 fmt:
     {{python}} -m ruff format .
     {{python}} -m ruff check --fix .
+
+# refresh requirements.lock: every direct and transitive dependency of pyproject.toml (all extras)
+# and requirements.in, newest within their ranges, pinned with the hashes of every file
+lock *ARGS:
+    {{python}} -m uv pip compile pyproject.toml requirements.in --all-extras --universal --generate-hashes --python-version 3.11 --quiet -o requirements.lock {{ARGS}}

@@ -25,8 +25,17 @@ from pathlib import Path
 from actors.grid import JobStatus
 from testbed import market
 from testbed.env import TestbedEnv
-from testbed.grid import JobRequest, approve_provider, grid_addresses, submit_job, up
+from testbed.evm import EvmError
+from testbed.grid import (
+    JobRequest,
+    approve_if_waiting,
+    approve_provider,
+    grid_addresses,
+    submit_job,
+    up,
+)
 from testbed.layout import Layout
+from testbed.processes import TestbedError
 
 JOBS: list[tuple[str, str, JobRequest]] = [
     (
@@ -41,6 +50,14 @@ JOBS: list[tuple[str, str, JobRequest]] = [
         JobRequest(customer=2, ntasks=3, credits=100),
     ),
 ]
+
+
+def describe_exit(code: int) -> str:
+    """What a raw wait status (exit << 8 | signal, as SLURM's jobcomp plugin puts it on chain)
+    means to a person."""
+    if code & 0x7F:
+        return f"killed by signal {code & 0x7F}"
+    return f"exit {code >> 8}"
 
 
 def say(text: str) -> None:
@@ -61,14 +78,39 @@ def supervisor_state_of(env: TestbedEnv, state: Path) -> str:
     return "starting"
 
 
+class Step:
+    """The step the demo is at, and the log that tells more if it fails there."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.what = "bringing the testbed up"
+        self.log = layout.log
+
+    def __call__(self, what: str, log: Path | str) -> None:
+        self.what, self.log = what, Path(log)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="testbed.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after SECONDS")
     args = parser.parse_args(argv)
     layout = Layout.from_env()
+    step = Step(layout)
+    try:
+        return run(layout, step, args.timeout)
+    except (TestbedError, EvmError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        # A failure names the step and the log to read, never a traceback.
+        say(f"the demo failed while {step.what}: {exc}")
+        say(f"read {step.log} for more")
+        return 1
+    except KeyboardInterrupt:
+        say(f"interrupted while {step.what}")
+        return 130
 
+
+def run(layout: Layout, step: Step, timeout: float) -> int:
     say("bringing the testbed up (installs what is missing on a fresh machine)...")
     env = up(layout, log=lambda line: say(f"  testbed: {line}")).env
+    step("registering the provider and submitting the first job", Path(env.log_dir) / "anvil.log")
     rpc, grid = env.chain.rpc_url, grid_addresses(env)
     say(
         f"chain {env.chain.rpc_url} (id {env.chain.chain_id}), SLURM partition "
@@ -92,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     state = Path(env.testbed_dir) / "supervisor"
     log_path = Path(env.log_dir) / "supervisor.log"
+    step("running the supervisor", log_path)
     say(f"starting grid-supervisor run --config {env.supervisor_config} (log: {log_path})")
     with log_path.open("ab") as log_file:
         supervisor = subprocess.Popen(
@@ -101,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             env=dict(os.environ),
         )
     try:
-        return watch(env, supervisor, state, names, args.timeout)
+        return watch(env, supervisor, state, names, timeout, log_path)
     finally:
         supervisor.send_signal(signal.SIGTERM)
         try:
@@ -110,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             supervisor.kill()
         say(
             f"supervisor stopped (exit {supervisor.returncode}); the testbed stays up: "
-            "`.venv/bin/python -m testbed down` stops it"
+            "`./dev testbed down` stops it"
         )
 
 
@@ -120,6 +163,7 @@ def watch(
     state: Path,
     names: dict[str, str],
     timeout: float,
+    log_path: Path,
 ) -> int:
     rpc, grid = env.chain.rpc_url, grid_addresses(env)
     deadline = time.monotonic() + timeout
@@ -128,14 +172,10 @@ def watch(
         if phase != shown:
             say(f"supervisor: {phase}")
             shown = phase
-        if phase.startswith("waiting"):
-            market.approve_provider(
-                rpc, grid, admin_key=env.admin.key, provider=env.provider.address
-            )
+        if phase.startswith("waiting") and approve_if_waiting(env):
             say("the supervisor re-registered the cluster: approved again by the admin")
-            time.sleep(2)
         if supervisor.poll() is not None or time.monotonic() > deadline:
-            say("the supervisor did not come up; see its log")
+            say(f"the supervisor did not come up; read {log_path}")
             return 1
         time.sleep(0.5)
     say("supervisor: approved and claiming")
@@ -157,7 +197,8 @@ def watch(
                 if status.is_cold:
                     minutes = max(0, job.time.end - job.time.start) // 60 if job.time.end else 0
                     extra = (
-                        f"  exit code {job.exit_code}, billed {job.cost.final_cost / 1e18:.2f}"
+                        f"  exit code {job.exit_code} ({describe_exit(job.exit_code)}),"
+                        f" billed {job.cost.final_cost / 1e18:.2f}"
                         f" credits{', ' + job.last_error if job.last_error else ''}"
                         f" (~{minutes} min)"
                     )
@@ -165,11 +206,11 @@ def watch(
         if all(JobStatus(s).is_cold for s in last.values()) and len(last) == len(names):
             break
         if supervisor.poll() is not None:
-            say("the supervisor exited; see its log")
+            say(f"the supervisor exited (code {supervisor.returncode}); read {log_path}")
             return 1
         time.sleep(0.5)
     else:
-        say("timed out waiting for the jobs")
+        say(f"timed out waiting for the jobs; read {log_path}")
         return 1
     print(
         subprocess.run(

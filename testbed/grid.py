@@ -47,7 +47,7 @@ from testbed.env import (
     write_env,
     write_supervisor_config,
 )
-from testbed.evm import EvmError
+from testbed.evm import ContractRevert, EvmError
 from testbed.layout import Layout
 from testbed.node import NodeTools, NodeToolsError, ensure_node_tools
 from testbed.processes import (
@@ -422,17 +422,32 @@ def approve_provider(env: TestbedEnv) -> None:
             labels=[market.Label(key="name", value="grid-testbed")],
         ),
     )
-    with market.connect(env.chain.rpc_url, addresses) as contracts:
-        waiting = contracts.provider_manager.call("isWaitingForApproval", env.provider.address)
-    if not waiting:
-        return  # the same registration was already approved: nothing to approve
-    _step(
-        "approve provider",
-        anvil_log,
-        lambda: market.approve_provider(
-            env.chain.rpc_url, addresses, admin_key=env.admin.key, provider=env.provider.address
-        ),
-    )
+    approve_if_waiting(env)
+
+
+def approve_if_waiting(env: TestbedEnv) -> bool:
+    """Approve the provider's registration (as admin) if one is waiting for approval; return
+    whether this call approved it. Nothing waiting (approved already), or another approval landing
+    between the check and the send (the contract's ``WaitingApprovalOnly`` revert), is not an
+    error: the registration is approved either way. Other failures raise TestbedError."""
+    addresses = grid_addresses(env)
+    anvil_log = Path(env.log_dir) / "anvil.log"
+
+    def approve() -> bool:
+        with market.connect(env.chain.rpc_url, addresses) as contracts:
+            if not contracts.provider_manager.call("isWaitingForApproval", env.provider.address):
+                return False
+        try:
+            market.approve_provider(
+                env.chain.rpc_url, addresses, admin_key=env.admin.key, provider=env.provider.address
+            )
+        except ContractRevert as exc:
+            if exc.name == "WaitingApprovalOnly":
+                return False
+            raise
+        return True
+
+    return _step("approve provider", anvil_log, approve)
 
 
 def provider_prices() -> market.ProviderPrices:
