@@ -52,6 +52,11 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before any library is imported: a warning becomes one log line (stderr; JSON once `run`
+    # has configured logging), and the known harmless ones are silenced where they arise.
+    from runtime.logs import route_warnings_to_logging
+
+    route_warnings_to_logging()
     words = list(sys.argv[1:] if argv is None else argv)
     hook = HOOK_COMMANDS.get(words[0]) if words else None
     parser = build_parser((hook,) if hook else COMMAND_MODULES)

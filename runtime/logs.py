@@ -16,6 +16,7 @@ import contextvars
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -23,7 +24,15 @@ from typing import Literal, TextIO
 
 import msgspec
 
-__all__ = ["FIELDS", "bind", "configure_logging", "current_fields"]
+__all__ = [
+    "FIELDS",
+    "KNOWN_HARMLESS_WARNINGS",
+    "bind",
+    "configure_logging",
+    "current_fields",
+    "quiet_known_warnings",
+    "route_warnings_to_logging",
+]
 
 #: The context fields of the running task (``actor``, ``job``, ...).
 FIELDS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
@@ -78,6 +87,47 @@ class JsonFormatter(logging.Formatter):
         return msgspec.json.encode(document).decode()
 
 
+#: Third-party warnings known to be harmless here, silenced where they arise, as (message regex,
+#: regex of the module the warning is attributed to). Anything else still becomes a log record.
+KNOWN_HARMLESS_WARNINGS: tuple[tuple[str, str], ...] = (
+    # cryptography 48+ deprecates DSA; asyncssh names its DSA key types at import time. We never
+    # use DSA (the supervisor's key is ed25519), so the warning says nothing to an operator.
+    (r"DSA is deprecated", r"asyncssh(\..*)?"),
+)
+
+#: The logger that Python warnings become records of (the name ``logging.captureWarnings`` uses).
+WARNINGS_LOGGER = "py.warnings"
+
+
+def quiet_known_warnings() -> None:
+    """Silence :data:`KNOWN_HARMLESS_WARNINGS` at their source. Call it before the libraries that
+    raise them are imported (a warning raised at import time is raised once)."""
+    for message, module in KNOWN_HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, module=module)
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    text = " ".join(str(message).split())
+    logging.getLogger(WARNINGS_LOGGER).warning(
+        "%s: %s (%s:%d)", category.__name__, text, filename, lineno
+    )
+
+
+def route_warnings_to_logging() -> None:
+    """Make every Python warning one log record of the ``py.warnings`` logger, on one line (JSON
+    under ``log.format: json``), instead of raw multi-line text on stderr; the known harmless ones
+    are silenced first (:func:`quiet_known_warnings`)."""
+    quiet_known_warnings()
+    warnings.showwarning = _log_warning
+
+
 def configure_logging(
     level: str = "info",
     format: Literal["human", "json"] = "human",
@@ -92,6 +142,7 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    route_warnings_to_logging()
     # Chatty libraries: their INFO lines are noise for an operator.
     for name in ("asyncssh", "grpclib", "httpx", "httpcore", "trio-websocket", "web3"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -114,13 +116,16 @@ def write_config(layout: Layout) -> None:
 
 
 def write_hooks_env(layout: Layout) -> None:
-    """The hooks' settings: their log folder, the reporters' spool, and the shared secret our
-    reporters present, sent only to the testbed's supervisor address (the secret file is made
-    once and kept)."""
+    """The hooks' settings: their log folder, the reporter (the ``grid-supervisor`` of the
+    environment running the testbed, wherever that is: CI's is a new one in a temporary folder),
+    the reporters' spool, and the shared secret our reporters present, sent only to the testbed's
+    supervisor address (the secret file is made once and kept)."""
     ensure_reporter_secret(layout)
     supervisor = f"{lay.HOST}:{lay.SUPERVISOR_CALLBACK_PORT}"
+    reporter = Path(sys.executable).parent / "grid-supervisor"
     layout.hooks_env.write_text(
         f"GRID_HOOK_LOG_DIR={layout.log}\n"
+        f"GRID_SUPERVISOR_BIN={shlex.quote(str(reporter))}\n"
         f"GRID_REPORT_SPOOL_DIR={layout.root / 'report-spool'}\n"
         f"GRID_REPORT_SECRET_FILE={layout.reporter_secret}\n"
         f"GRID_REPORT_SUPERVISORS={supervisor}\n"
