@@ -27,6 +27,7 @@ from runtime.errors import (
 )
 from runtime.policy import Backoff, Restart, RestartIntensity, Strategy
 from runtime.registry import ActorEntry, ActorNode, Kind, Registry, State, Supervisable
+from runtime.statistics import Outcomes, OutcomeTally, Statistics, Timings
 from runtime.supervisor import (
     ChildCounts,
     ChildInfo,
@@ -57,14 +58,18 @@ __all__ = [
     "Kind",
     "MailboxFull",
     "NameTaken",
+    "OutcomeTally",
+    "Outcomes",
     "Registry",
     "Restart",
     "RestartIntensity",
     "RestartIntensityExceeded",
     "State",
+    "Statistics",
     "Strategy",
     "Supervisable",
     "Supervisor",
     "SupervisorStatistics",
+    "Timings",
     "sole_exception",
 ]

@@ -34,12 +34,13 @@ whose relative order matters must be sequential. ``statistics().in_flight`` coun
 holding a slot. ``handled`` counts them once they are answered.
 
 Life cycle of one instance (it runs once; a restart makes a new one):
-``run()`` calls :meth:`Actor.started`, signals ``task_status.started()``, then reads the mailbox
-as above. :meth:`Actor.request_stop` closes the mailbox: the current sequential message is
-finished, the queued ones are refused (askers get :class:`ActorStopped`), :meth:`Actor.stopping`
-runs and ``run()`` returns; concurrent asks still in flight then are cancelled with the background
-tasks, and their askers get :class:`ActorStopped` too. ``stopping()`` does not run after a crash
-or a cancellation.
+``run()`` calls :meth:`Actor.started`, signals ``task_status.started()`` (from then on
+:meth:`Actor.wait_running` returns), then reads the mailbox as above.
+:meth:`Actor.request_stop` closes the mailbox: the current sequential message is finished, the
+queued ones are refused (askers get :class:`ActorStopped`), :meth:`Actor.stopping` runs and
+``run()`` returns; concurrent asks still in flight then are cancelled with the background tasks,
+and their askers get :class:`ActorStopped` too. ``stopping()`` does not run after a crash or a
+cancellation.
 
 Background work tied to the actor's life: :meth:`Actor.spawn` runs ``fn(*args)`` in a nursery
 owned by ``run()``. A failure there crashes the actor; a graceful stop cancels the tasks after
@@ -47,6 +48,11 @@ owned by ``run()``. A failure there crashes the actor; a graceful stop cancels t
 first concurrent ask): a spawn from ``started()`` begins as soon as the actor is running, but a
 spawn from a ``handle`` call that is the actor's first begins only once that call returns (so do
 not wait in that handler for something the new task does; spawn from ``started()`` instead).
+
+What an actor says about itself is :meth:`Actor.statistics`: a frozen record, trio-style (see
+:mod:`runtime.statistics`). An actor with facts of its own returns a subclass of
+:class:`ActorStatistics` built on :meth:`Actor.common_statistics`; the registry's snapshot, the
+``tree`` command and the metrics read nothing else.
 
 Cost: an idle actor is one trio task plus a few small objects (no trio memory channel: the
 mailbox below is a lazily allocated deque driven by trio's low-level parking primitives, and a
@@ -63,7 +69,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, Unpack, cast
 
-import msgspec
 import outcome
 import trio
 
@@ -77,6 +82,7 @@ from runtime.errors import (
 )
 from runtime.logs import FIELDS
 from runtime.registry import ActorEntry, Kind, Registry, State
+from runtime.statistics import Statistics
 
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
@@ -247,17 +253,22 @@ class _Ask:
 # --- the actor -------------------------------------------------------------------------------
 
 
-class ActorStatistics(msgspec.Struct, frozen=True):
-    """A point-in-time view of one actor instance."""
+class ActorStatistics(Statistics, frozen=True):
+    """A point-in-time view of one actor instance: the part every actor has.
 
-    name: str
-    phase: str  # "new", "running", "stopping", "stopped" or "crashed"
-    mailbox_depth: int
+    ``phase`` is ``"new"``, ``"running"``, ``"stopping"``, ``"stopped"`` or ``"crashed"``;
+    ``last_error`` the error it last answered with (:meth:`Actor.note_error`) or crashed with.
+    An actor with facts of its own returns a subclass (see :mod:`runtime.statistics`).
+    """
+
     mailbox_size: int
-    handled: int
     last_error: ErrorInfo | None
     background_tasks: int  # includes the tasks serving concurrent asks
     in_flight: int  # concurrent asks holding a slot (always 0 for a sequential actor)
+
+    common_fields: ClassVar[frozenset[str]] = Statistics.common_fields | frozenset(
+        ("mailbox_size", "last_error", "background_tasks", "in_flight")
+    )
 
 
 _NEW, _RUNNING, _STOPPING, _STOPPED, _CRASHED, _STOPPING_BEFORE_RUN = range(6)
@@ -269,6 +280,7 @@ class Actor(Generic[MessageT, ReplyT]):
     returns (a union when different messages get different replies)."""
 
     __slots__ = (
+        "_entry",
         "_handled",
         "_last_error",
         "_limit",
@@ -278,7 +290,9 @@ class Actor(Generic[MessageT, ReplyT]):
         "_pending",
         "_phase",
         "_registry",
+        "_reported",
         "_unanswered",
+        "_up",
     )
 
     kind: ClassVar[Kind] = Kind.ACTOR
@@ -308,6 +322,9 @@ class Actor(Generic[MessageT, ReplyT]):
         self._pending: list[tuple[Callable[..., Awaitable[object]], tuple[object, ...]]] | None
         self._pending = None
         self._registry: Registry | None = None
+        self._entry: ActorEntry | None = None
+        self._reported = False  # task_status.started() has been called
+        self._up: trio.Event | None = None  # created by the first wait_running()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._name!r} {_PHASES[self._phase]}>"
@@ -342,10 +359,6 @@ class Actor(Generic[MessageT, ReplyT]):
     async def stopping(self) -> None:
         """Runs on a graceful stop, after the last message and before background tasks are
         cancelled. Not run after a crash or a cancellation."""
-
-    def describe(self) -> dict[str, str]:
-        """Extra facts for the registry snapshot (e.g. the current phase). Keep it cheap."""
-        return {}
 
     # --- talking to the actor ----------------------------------------------------------------
 
@@ -392,8 +405,31 @@ class Actor(Generic[MessageT, ReplyT]):
     # --- life cycle ----------------------------------------------------------------------------
 
     def attach(self, registry: Registry, entry: ActorEntry) -> None:
-        """Called by the supervisor before ``run``: remember the tree's registry."""
+        """Called by the supervisor before ``run``: remember the tree's registry and the entry
+        (whose restart count :meth:`statistics` reports)."""
         self._registry = registry
+        self._entry = entry
+
+    async def wait_running(self) -> None:
+        """Wait until this instance is running: ``started()`` has returned and the start has
+        been reported. Returns at once if it already is.
+
+        Raises :class:`ActorStopped` if it ends, or is asked to stop, without being running
+        (or has ended since); the caller then knows it never will be.
+        """
+        if not self._reported and self._phase in (_NEW, _RUNNING):
+            if self._up is None:
+                self._up = trio.Event()
+            await self._up.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        if not (self._reported and self._phase == _RUNNING):
+            raise ActorStopped(self._name, f"is {_PHASES[self._phase]}, not running")
+
+    def _wake_waiters(self) -> None:
+        up, self._up = self._up, None
+        if up is not None:
+            up.set()
 
     def request_stop(self) -> None:
         """Ask for a graceful stop: finish the current message, refuse the rest, run
@@ -426,22 +462,28 @@ class Actor(Generic[MessageT, ReplyT]):
         """Record an error the actor answered (rather than crashed on) for ``statistics()``."""
         self._last_error = ErrorInfo.of(error)
 
-    def mailbox_load(self) -> tuple[int, int]:
-        return len(self._mailbox), self._handled
-
-    def statistics(self) -> ActorStatistics:
+    def common_statistics(self) -> dict[str, Any]:
+        """The fields of :class:`ActorStatistics` as keyword arguments, for a subclass's own
+        record: ``return ChainStatistics(**self.common_statistics(), head_block=...)``."""
         nursery = self._nursery
         limit = self._limit
-        return ActorStatistics(
-            name=self._name,
-            phase=_PHASES[self._phase],
-            mailbox_depth=len(self._mailbox),
-            mailbox_size=self._mailbox.capacity,
-            handled=self._handled,
-            last_error=self._last_error,
-            background_tasks=len(nursery.child_tasks) if nursery is not None else 0,
-            in_flight=cast(int, limit.max_value) - limit.value if limit is not None else 0,
-        )
+        entry = self._entry
+        return {
+            "name": self._name,
+            "phase": _PHASES[self._phase],
+            "restarts": entry.restarts if entry is not None else 0,
+            "mailbox_depth": len(self._mailbox),
+            "handled": self._handled,
+            "mailbox_size": self._mailbox.capacity,
+            "last_error": self._last_error,
+            "background_tasks": len(nursery.child_tasks) if nursery is not None else 0,
+            "in_flight": cast(int, limit.max_value) - limit.value if limit is not None else 0,
+        }
+
+    def statistics(self) -> ActorStatistics:
+        """This instance now, as a frozen record (cheap: no I/O, no await). Actors with facts
+        of their own override it to return their subclass of :class:`ActorStatistics`."""
+        return ActorStatistics(**self.common_statistics())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run this instance: ``started()``, signal started, handle messages until stopped.
@@ -459,6 +501,8 @@ class Actor(Generic[MessageT, ReplyT]):
             await self.started()
             task_status.started()
             del task_status  # keep no reference to the starter's nursery while idle
+            self._reported = True
+            self._wake_waiters()
             await self._live()
         except BaseException as exc:
             error = sole_exception(exc)
@@ -573,6 +617,7 @@ class Actor(Generic[MessageT, ReplyT]):
         else:
             self._phase = _CRASHED
             self._last_error = ErrorInfo.of(error)
+        self._wake_waiters()
 
 
 # --- references by name ----------------------------------------------------------------------

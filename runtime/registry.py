@@ -7,7 +7,10 @@ is gone for good. Names are unique across the whole tree, so :meth:`Registry.whe
 *current* instance of a name even after restarts; that is what ``ActorRef`` relies on.
 
 :meth:`Registry.snapshot` turns the tree into plain data (:class:`ActorNode` Structs) for the
-control socket. It costs one pass over the entries, so it stays cheap with 10,000 children.
+control socket, built from nothing but each instance's ``statistics()`` record (its common part
+in columns, its own facts in ``info``); :meth:`Registry.collect` hands out those records
+themselves, for readers that want the typed values (metrics, ``status``). Both cost one pass over
+the entries, so they stay cheap with 10,000 children.
 
 Anything a supervisor can run satisfies the small :class:`Supervisable` protocol: an ``Actor``
 or a ``Supervisor`` alike.
@@ -15,6 +18,7 @@ or a ``Supervisor`` alike.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 from collections.abc import Callable
@@ -24,6 +28,7 @@ import msgspec
 import trio
 
 from runtime.errors import ActorNotFound, ErrorInfo, NameTaken
+from runtime.statistics import Statistics
 
 __all__ = [
     "ActorEntry",
@@ -62,7 +67,10 @@ class Supervisable(Protocol):
       within its shutdown deadline is cancelled.
     - ``attach`` is called by the supervisor before ``run`` with the tree's registry and the
       child's own entry.
-    - ``describe`` and ``mailbox_load`` feed the registry's snapshot.
+    - ``wait_running`` returns once the start has been reported (``ActorStopped`` if it ends
+      first).
+    - ``statistics`` is its frozen record (a :class:`~runtime.statistics.Statistics`), read by
+      the registry's snapshot; it must be cheap and must not await.
     """
 
     @property
@@ -77,11 +85,9 @@ class Supervisable(Protocol):
 
     def attach(self, registry: Registry, entry: ActorEntry) -> None: ...
 
-    def describe(self) -> dict[str, str]: ...
+    async def wait_running(self) -> None: ...
 
-    def mailbox_load(self) -> tuple[int, int]:
-        """``(messages waiting, messages handled)``."""
-        ...
+    def statistics(self) -> Statistics: ...
 
 
 class ActorNode(msgspec.Struct, frozen=True):
@@ -238,6 +244,22 @@ class Registry:
             entry._changed = trio.Event()
         await entry._changed.wait()
 
+    def collect(self) -> list[Statistics]:
+        """The ``statistics()`` record of every registered instance, in tree order (parents
+        before children, siblings in start order). A name between two lives reports its last
+        instance; a faulty ``statistics()`` is left out rather than cost the whole list."""
+        records: list[Statistics] = []
+        pending = [e for e in reversed(self._entries.values()) if e.parent is None]
+        while pending:
+            entry = pending.pop()
+            instance = entry.instance
+            if instance is not None:
+                with contextlib.suppress(Exception):  # a faulty hook must not cost the others
+                    records.append(instance.statistics())
+            if entry.children:
+                pending.extend(reversed(entry.children.values()))
+        return records
+
     def snapshot(self) -> tuple[ActorNode, ...]:
         """Every tree (normally exactly one, the root supervisor's) as plain data."""
         now = self._clock()
@@ -260,14 +282,14 @@ class Registry:
 
     def _node(self, entry: ActorEntry, now: float) -> ActorNode:
         instance = entry.instance
+        depth = handled = 0
+        info: dict[str, str] = {}
         if instance is not None:
-            depth, handled = instance.mailbox_load()
             try:
-                info = instance.describe()
+                stats = instance.statistics()
+                depth, handled, info = stats.mailbox_depth, stats.handled, stats.facts()
             except Exception as exc:  # a faulty hook must not cost the whole snapshot
-                info = {"describe_error": f"{type(exc).__name__}: {exc}"}
-        else:
-            depth, handled, info = 0, 0, {}
+                info = {"statistics_error": f"{type(exc).__name__}: {exc}"}
         running = entry.state is State.RUNNING and entry.started_at is not None
         children = entry.children
         return ActorNode(

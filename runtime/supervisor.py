@@ -12,6 +12,10 @@ Rules, as in OTP:
   supervisor stops those already started and fails with that child's exception.
 - **Stop order.** On shutdown, children stop in reverse start order. Each is asked to stop
   (``request_stop()``) and given ``shutdown`` seconds; one still running then is cancelled.
+  Dynamic children (below) started last, so they stop first, and all at once, as OTP's
+  ``simple_one_for_one`` stops its children: each is asked to stop at the same moment and
+  cancelled once its own deadline has passed, so stopping ten thousand jobs takes as long as
+  the slowest, not as long as all of them one after another.
 - **Restart types.** ``PERMANENT`` children are always restarted, ``TRANSIENT`` ones only after a
   crash (an exception), ``TEMPORARY`` ones never. A crash reaches the supervisor as the child's
   own exception (single-exception groups from the child's nurseries are unwrapped);
@@ -33,7 +37,8 @@ Dynamic children (one actor per job, thousands of them): :meth:`Supervisor.start
 start, exit and stop.
 
 :meth:`Supervisor.healthy` is what a systemd watchdog asks: False before it runs, once it has
-failed, and while it shuts down.
+failed, and while it shuts down. :meth:`Supervisor.wait_running` waits for the end of its start
+(every static child started); :meth:`Supervisor.statistics` is its frozen record.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from runtime.actor import _reraise, sole_exception
 from runtime.errors import ActorNotFound, ActorStopped, NameTaken, RestartIntensityExceeded
 from runtime.policy import Backoff, Restart, RestartIntensity, Strategy
 from runtime.registry import ActorEntry, Kind, Registry, State, Supervisable
+from runtime.statistics import Statistics
 
 __all__ = [
     "ChildCounts",
@@ -97,17 +103,22 @@ class ChildCounts(msgspec.Struct, frozen=True):
     workers: int
 
 
-class SupervisorStatistics(msgspec.Struct, frozen=True):
-    """A point-in-time view of one supervisor."""
+class SupervisorStatistics(Statistics, frozen=True):
+    """A point-in-time view of one supervisor.
 
-    name: str
-    phase: str
+    ``restarts`` (the common part) counts the restarts of this supervisor by its own parent;
+    ``child_restarts`` the restarts it made of its children. ``mailbox_depth`` and ``handled``
+    are the child exits waiting and handled.
+    """
+
     strategy: str
     children: int
     active: int
-    restarts: int
-    pending_exits: int
+    child_restarts: int
     healthy: bool
+
+    def facts(self) -> dict[str, str]:
+        return {"strategy": self.strategy, "children": str(self.children)}
 
 
 class _Child:
@@ -122,6 +133,7 @@ class _Child:
         "alive",
         "awaited",
         "done",
+        "dynamic",
         "entry",
         "generation",
         "instance",
@@ -140,6 +152,7 @@ class _Child:
         self.scope: trio.CancelScope | None = None
         self.alive = False  # a task runs (or is scheduled to run) this child
         self.awaited = False  # a start_child() caller waits: start failures go to it
+        self.dynamic = False  # started by start_child(_nowait), not one of the specs
         self.stopping = False  # the supervisor is stopping it on purpose
         self.generation = 0
         self.done: trio.Event | None = None  # created by whoever waits for the task's end
@@ -209,6 +222,7 @@ class Supervisor:
         self._history: tuple[float, ...] = ()
         self._restarts = 0
         self._exits_handled = 0
+        self._up: trio.Event | None = None  # created by the first wait_running()
 
     def __repr__(self) -> str:
         return f"<Supervisor {self._name!r} {_PHASES[self._phase]} {len(self._children)} children>"
@@ -230,17 +244,11 @@ class Supervisor:
         self._registry = registry
         self._entry = entry
 
-    def describe(self) -> dict[str, str]:
-        return {"strategy": self.strategy.value, "children": str(len(self._children))}
-
-    def mailbox_load(self) -> tuple[int, int]:
-        """``(child exits waiting, child exits handled)``."""
-        return len(self._exits), self._exits_handled
-
     def request_stop(self) -> None:
         """Stop gracefully: children in reverse order, each within its deadline. Never blocks."""
         self._stop_requested = True
         self._wakeup.unpark_all()
+        self._wake_waiters()
         if self._work_scope is not None:
             self._work_scope.cancel()
 
@@ -267,6 +275,7 @@ class Supervisor:
                     await self._stop_all()
                     raise
                 self._phase = _RUNNING
+                self._wake_waiters()
                 if self._is_root:
                     registry.set_state(self._entry, State.RUNNING)
                 task_status.started()
@@ -286,6 +295,27 @@ class Supervisor:
         if self._failure is not None:
             raise self._failure
 
+    async def wait_running(self) -> None:
+        """Wait until this supervisor runs: every static child has started, dynamic children
+        may be added. Returns at once if it already does.
+
+        Raises :class:`ActorStopped` if it fails to start, stops or is asked to stop instead (or
+        has since): it will not take dynamic children then.
+        """
+        if self._phase in (_NEW, _STARTING) and not self._stop_requested:
+            if self._up is None:
+                self._up = trio.Event()
+            await self._up.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        if self._phase != _RUNNING or self._stop_requested:
+            raise ActorStopped(self._name, f"is {_PHASES[self._phase]}, not running")
+
+    def _wake_waiters(self) -> None:
+        up, self._up = self._up, None
+        if up is not None:
+            up.set()
+
     # --- dynamic children ----------------------------------------------------------------
 
     async def start_child(self, spec: ChildSpec) -> Supervisable:
@@ -294,7 +324,7 @@ class Supervisor:
         A child that fails to start is forgotten and its exception is raised here. Raises
         :class:`NameTaken` for a duplicate id, :class:`ActorStopped` unless running.
         """
-        record = await self._start(spec, self._running_nursery(), awaited=True)
+        record = await self._start(spec, self._running_nursery(), awaited=True, dynamic=True)
         assert record.instance is not None
         return record.instance
 
@@ -304,6 +334,7 @@ class Supervisor:
         nursery = self._running_nursery()
         record = self._add(spec)
         record.alive = True
+        record.dynamic = True
         nursery.start_soon(self._run_child, record, 0.0)
 
     async def stop_child(self, child_id: str) -> None:
@@ -360,15 +391,18 @@ class Supervisor:
         return self._phase == _RUNNING and not self._stop_requested and self._failure is None
 
     def statistics(self) -> SupervisorStatistics:
+        """This supervisor now, as a frozen record (one pass over its children)."""
         counts = self.count_children()
         return SupervisorStatistics(
             name=self._name,
             phase=_PHASES[self._phase],
+            restarts=self._entry.restarts if self._entry is not None else 0,
+            mailbox_depth=len(self._exits),
+            handled=self._exits_handled,
             strategy=self.strategy.value,
             children=counts.specs,
             active=counts.active,
-            restarts=self._restarts,
-            pending_exits=len(self._exits),
+            child_restarts=self._restarts,
             healthy=self.healthy(),
         )
 
@@ -399,10 +433,13 @@ class Supervisor:
             raise ActorNotFound(child_id, f"is not a child of supervisor {self._name!r}")
         return record
 
-    async def _start(self, spec: ChildSpec, nursery: trio.Nursery, *, awaited: bool) -> _Child:
+    async def _start(
+        self, spec: ChildSpec, nursery: trio.Nursery, *, awaited: bool, dynamic: bool = False
+    ) -> _Child:
         record = self._add(spec)
         record.alive = True
         record.awaited = awaited
+        record.dynamic = dynamic
         try:
             await nursery.start(self._run_child, record, 0.0)
         finally:
@@ -612,10 +649,23 @@ class Supervisor:
         self._remove(record)
 
     async def _stop_all(self) -> None:
-        """Stop every child in reverse start order, then forget them all."""
-        for record in reversed(list(self._children.values())):
-            await self._halt(record)
-            self._remove(record)
+        """Stop every child, then forget them all: the dynamic ones first, all at once, each
+        within its own deadline (as ``simple_one_for_one``); then the static ones in reverse
+        start order."""
+        records = list(self._children.values())
+        dynamic = [record for record in records if record.dynamic]
+        if dynamic:
+            async with trio.open_nursery() as nursery:
+                for record in dynamic:
+                    self._begin_halt(record)  # every request_stop() at the same moment
+                for record in dynamic:
+                    nursery.start_soon(self._halt, record)
+            for record in dynamic:
+                self._remove(record)
+        for record in reversed(records):
+            if not record.dynamic:
+                await self._halt(record)
+                self._remove(record)
 
     def _remove(self, record: _Child) -> None:
         if self._children.get(record.spec.id) is record:
@@ -629,6 +679,7 @@ class Supervisor:
             self._remove(record)
         failed = error is not None and not isinstance(error, trio.Cancelled)
         self._phase = _FAILED if failed else _STOPPED
+        self._wake_waiters()
         if self._is_root and self._entry is not None:
             self.registry.set_state(
                 self._entry, State.FAILED if failed else State.STOPPED, error=error

@@ -13,6 +13,7 @@ from runtime import (
     ActorNode,
     ActorNotFound,
     ActorRef,
+    ActorStatistics,
     Backoff,
     ChildSpec,
     ErrorInfo,
@@ -24,8 +25,15 @@ from runtime import (
 )
 
 
+class PhasedStatistics(ActorStatistics, frozen=True, kw_only=True):
+    job_phase: str
+
+    def facts(self) -> dict[str, str]:
+        return {"phase": self.job_phase}
+
+
 class Phased(Actor[str, str]):
-    """Reports its phase through describe(); "crash" crashes it."""
+    """Reports its phase in its own statistics record; "crash" crashes it."""
 
     __slots__ = ("phase",)
 
@@ -33,8 +41,8 @@ class Phased(Actor[str, str]):
         super().__init__(name)
         self.phase = "claimed"
 
-    def describe(self) -> dict[str, str]:
-        return {"phase": self.phase}
+    def statistics(self) -> PhasedStatistics:
+        return PhasedStatistics(**self.common_statistics(), job_phase=self.phase)
 
     async def handle(self, message: str) -> str:
         if message == "crash":

@@ -100,14 +100,14 @@ async def test_restart_types(restart: Restart, exit_message: str, restarted: boo
         if restarted:
             second = instance(supervisor, "a")
             assert second is not first
-            assert supervisor.statistics().restarts == 1
+            assert supervisor.statistics().child_restarts == 1
             entry = supervisor.registry.lookup("a")
             assert entry is not None and entry.restarts == 1 and entry.state is State.RUNNING
         else:
             assert supervisor.find_child("a") is None
             assert supervisor.which_children() == []
             assert "a" not in supervisor.registry
-            assert supervisor.statistics().restarts == 0
+            assert supervisor.statistics().child_restarts == 0
         supervisor.request_stop()
 
 
@@ -310,7 +310,7 @@ def test_intensity_matches_a_pure_model(gaps: list[int], max_restarts: int, peri
                     break
                 await trio.testing.wait_all_tasks_blocked()
             supervisor.request_stop()
-        return supervisor.statistics().restarts, failed
+        return supervisor.statistics().child_restarts, failed
 
     restarts, failed = trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
     assert failed == (fails_at is not None)
@@ -423,7 +423,7 @@ async def test_a_child_supervisor_exceeding_its_intensity_is_restarted_by_its_pa
         assert entry is not None and entry.restarts == 1 and entry.state is State.RUNNING
         assert entry.last_error is not None
         assert entry.last_error.type == "RestartIntensityExceeded"
-        assert root.statistics().restarts == 1 and root.healthy()
+        assert root.statistics().child_restarts == 1 and root.healthy()
         root.request_stop()
     assert log[-2:] == [("stop", "job"), ("stop", "chain")]  # reverse order, depth first
 
@@ -630,5 +630,5 @@ async def test_a_cancelled_child_supervisor_leaves_no_stale_names(
         fresh = root.registry.whereis("stubborn")
         assert isinstance(fresh, Member) and fresh is not stubborn
         assert [c.state for c in root.which_children()] == ["running", "running"]
-        assert root.statistics().restarts == 1 and root.healthy()
+        assert root.statistics().child_restarts == 1 and root.healthy()
         root.request_stop()
