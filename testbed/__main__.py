@@ -1,8 +1,14 @@
 """``testbed``: bring the local grid up and down, and act as its customers and its market.
 
-    testbed up [--register-provider]   start everything (idempotent; "already up" when it is)
+    testbed up [--register-provider] [--reporters scripts|plugins] [--plugins-dir DIR]
+                                       start everything (idempotent; "already up" when it is),
+                                       with these SLURM-side reporters live: this project's
+                                       hooks (scripts, the default) or the operator's real C++
+                                       plugins from DIR (default ../shared/real-plugins); a
+                                       testbed up with the other kind is switched (SLURM
+                                       restarted, its jobs kept)
     testbed down                       stop everything ``up`` started
-    testbed status                     which parts run
+    testbed status                     which parts run, and which reporters are live
     testbed env                        JSON with everything a client needs
     testbed put-script FILE            store a batch script; prints its location hash
     testbed submit-job --script FILE [--cpus N --mem-per-cpu MB --gpus N --ntasks N
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import msgspec
 
-from testbed import grid
+from testbed import grid, slurm
 from testbed.layout import Layout
 from testbed.processes import TestbedError
 
@@ -44,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
         "--register-provider",
         action="store_true",
         help="also register the provider and approve it (normally the supervisor registers)",
+    )
+    up.add_argument(
+        "--reporters",
+        choices=slurm.REPORTERS,
+        default=slurm.DEFAULT_REPORTERS,
+        help="SLURM-side reporters: this project's hooks (scripts) or the real C++ plugins",
+    )
+    up.add_argument(
+        "--plugins-dir",
+        type=Path,
+        default=None,
+        help=f"folder of the real plugins (default ${slurm.PLUGINS_DIR_ENV}, else "
+        f"{slurm.DEFAULT_PLUGINS_DIR})",
     )
     commands.add_parser("down", help="stop everything the testbed started")
     commands.add_parser("status", help="which parts run")
@@ -73,8 +92,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     layout = Layout.from_env()
     command: str = args.command
     if command == "up":
-        result = grid.up(layout, register_provider=args.register_provider, log=_progress)
-        if result.already_up:
+        result = grid.up(
+            layout,
+            register_provider=args.register_provider,
+            reporters=args.reporters,
+            plugins_dir=args.plugins_dir,
+            log=_progress,
+        )
+        if result.switched:
+            print(f"already up; reporters switched to {args.reporters} in {result.seconds:.1f} s")
+        elif result.already_up:
             print("already up")
         else:
             print(f"up in {result.seconds:.1f} s")
@@ -85,6 +112,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         parts = grid.status(layout)
         for name, running in parts.items():
             print(f"{name:16} {'up' if running else 'down'}")
+        print(f"{'reporters':16} {grid.reporters_status(layout)}")
         return 0 if all(parts.values()) else 3
     elif command == "env":
         text = msgspec.json.format(msgspec.json.encode(grid.require_env(layout)), indent=2)

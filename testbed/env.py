@@ -80,6 +80,9 @@ class SlurmEnv(msgspec.Struct, frozen=True):
     """World-writable folder for job output files."""
     hook_log: str
     """Where the SLURM hook scripts write one line per call."""
+    reporters: str = "scripts"
+    """The SLURM-side reporters live: ``scripts`` (this project's hooks: spool, secret, retries)
+    or ``plugins`` (the operator's real C++ plugins: one try per report, no secret)."""
 
 
 class TestbedEnv(msgspec.Struct, frozen=True):
@@ -112,9 +115,14 @@ class TestbedEnv(msgspec.Struct, frozen=True):
 
 
 def build_env(
-    layout: Layout, *, chain_id: int, contracts: dict[str, str], ca_cert: Path
+    layout: Layout,
+    *,
+    chain_id: int,
+    contracts: dict[str, str],
+    ca_cert: Path,
+    reporters: str = "scripts",
 ) -> TestbedEnv:
-    """The env of a testbed brought up at ``layout`` with these contracts."""
+    """The env of a testbed brought up at ``layout`` with these contracts and reporters."""
     from testbed import anvil
 
     customers = [
@@ -148,6 +156,7 @@ def build_env(
             memory_per_node_mb=lay.MEMORY_PER_NODE_MB,
             job_output_dir=str(layout.job_output),
             hook_log=str(layout.log / "hooks.log"),
+            reporters=reporters,
         ),
         supervisor_config=str(layout.supervisor_config),
         supervisor_callback=f"{lay.HOST}:{lay.SUPERVISOR_CALLBACK_PORT}",
@@ -215,6 +224,8 @@ def supervisor_config(layout: Layout, env: TestbedEnv) -> dict[str, Any]:
             # Our reporters present this secret; reports without it are cross-checked with SLURM.
             "reporterAuth": {"secretFile": str(layout.reporter_secret)},
         },
+        # Every reporter of the testbed runs on this host.
+        "callbacks": {"allowedSources": ["127.0.0.1", "::1"]},
         "state": {"folder": str(layout.supervisor_state)},
         "log": {"level": "debug"},
     }

@@ -3,8 +3,11 @@
 ``up`` (idempotent, as root):
 
 1. installs what is missing (apt packages; anvil and solcjs through ``testbed.node``);
-2. if every recorded part still runs and env.json exists, does nothing ("already up"); if only
-   some do (a crash, a killed process), stops those and starts afresh;
+2. if every recorded part still runs and env.json exists, does nothing ("already up"), unless
+   the SLURM-side reporters asked for (``scripts``, the default, or ``plugins``: see
+   :mod:`testbed.slurm`) are not the live ones: then it switches them (:func:`switch_reporters`,
+   SLURM restarted with its jobs kept); if only some parts run (a crash, a killed process), it
+   stops those and starts afresh;
 3. makes the customers' UNIX users and the SSH keys, then starts munged, slurmctld, three slurmd,
    sshd and anvil, and waits for each to answer;
 4. deploys the contracts, grants the meta-scheduler role, mints credits to the customers,
@@ -35,7 +38,7 @@ from typing import TypeVar
 
 import msgspec
 
-from testbed import anvil, contracts, market, slurm, sshd, tls, users
+from testbed import anvil, contracts, faults, market, slurm, sshd, tls, users
 from testbed import layout as lay
 from testbed.contracts import CompileError, GridAddresses
 from testbed.env import (
@@ -89,6 +92,8 @@ class UpResult(msgspec.Struct, frozen=True):
     env: TestbedEnv
     already_up: bool
     seconds: float
+    switched: bool = False
+    """An ``up`` of a testbed already up switched its reporters (restarting SLURM)."""
 
 
 def expected_parts() -> list[str]:
@@ -137,10 +142,10 @@ def missing_packages(packages: tuple[str, ...] = APT_PACKAGES) -> list[str]:
     return [p for p in packages if p not in installed]
 
 
-def ensure_packages(log: Callable[[str], None]) -> None:
-    """apt-get install what is missing; ``apt-get update`` first only when the package lists are
-    empty, or when an install fails (stale lists)."""
-    missing = missing_packages()
+def ensure_packages(log: Callable[[str], None], packages: tuple[str, ...] = APT_PACKAGES) -> None:
+    """apt-get install what is missing of ``packages``; ``apt-get update`` first only when the
+    package lists are empty, or when an install fails (stale lists)."""
+    missing = missing_packages(packages)
     if not missing:
         return
     log(f"installing {' '.join(missing)}")
@@ -183,23 +188,50 @@ def up(
     layout: Layout | None = None,
     *,
     register_provider: bool = False,
+    reporters: slurm.Reporters = slurm.DEFAULT_REPORTERS,
+    plugins_dir: Path | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> UpResult:
-    """Bring the testbed up (see the module docstring); returns its env."""
+    """Bring the testbed up (see the module docstring) with ``reporters`` live on the SLURM side
+    (a testbed already up with the other kind is switched: :func:`switch_reporters`); returns
+    its env."""
     layout = layout or Layout.from_env()
+    reporters = slurm.check_reporters(reporters)
     if os.geteuid() != 0:
         raise TestbedError("testbed up must run as root (it starts SLURM and sshd)")
     with _exclusive(layout):
-        return _up_locked(layout, register_provider=register_provider, log=log)
+        return _up_locked(
+            layout,
+            register_provider=register_provider,
+            reporters=reporters,
+            plugins_dir=plugins_dir,
+            log=log,
+        )
 
 
-def _up_locked(layout: Layout, *, register_provider: bool, log: Callable[[str], None]) -> UpResult:
+def _up_locked(
+    layout: Layout,
+    *,
+    register_provider: bool,
+    reporters: slurm.Reporters,
+    plugins_dir: Path | None,
+    log: Callable[[str], None],
+) -> UpResult:
     began = time.monotonic()
     current = read_env(layout)
     if current is not None and is_up(layout):
         slurm.write_hooks_env(layout)  # cheap; both follow changes of the testbed
         write_supervisor_config(layout, current)
-        return UpResult(env=current, already_up=True, seconds=time.monotonic() - began)
+        switched = slurm.live_reporters() != reporters
+        if switched:
+            switch_reporters(layout, reporters, plugins_dir=plugins_dir, log=log)
+        if switched or current.slurm.reporters != reporters:
+            slurm_env = msgspec.structs.replace(current.slurm, reporters=reporters)
+            current = msgspec.structs.replace(current, slurm=slurm_env)
+            write_env(layout, current)
+        return UpResult(
+            env=current, already_up=True, seconds=time.monotonic() - began, switched=switched
+        )
     leftovers = stop_recorded(layout)
     if leftovers:
         log(f"stopped leftovers of an incomplete testbed: {', '.join(leftovers)}")
@@ -215,21 +247,35 @@ def _up_locked(layout: Layout, *, register_provider: bool, log: Callable[[str], 
     layout.root.chmod(0o755)
     layout.log.chmod(0o755)
     try:
-        env = _bring_up(layout, register_provider=register_provider, log=log)
+        env = _bring_up(
+            layout,
+            register_provider=register_provider,
+            reporters=reporters,
+            plugins_dir=plugins_dir,
+            log=log,
+        )
     except BaseException:
         stop_recorded(layout)
         raise
     return UpResult(env=env, already_up=False, seconds=time.monotonic() - began)
 
 
-def _bring_up(layout: Layout, *, register_provider: bool, log: Callable[[str], None]) -> TestbedEnv:
+def _bring_up(
+    layout: Layout,
+    *,
+    register_provider: bool,
+    reporters: slurm.Reporters,
+    plugins_dir: Path | None,
+    log: Callable[[str], None],
+) -> TestbedEnv:
     ensure_packages(log)
+    prepare_reporters(reporters, plugins_dir=plugins_dir, log=log)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         # npm tools and solc compilation take a few seconds: overlap them with the daemons.
         tools_future = pool.submit(_node_tools, layout)
         for port, part in _ports():
             ensure_port_free(port, part)
-        start_infrastructure(layout, log=log)
+        start_infrastructure(layout, reporters=reporters, log=log)
         tools = tools_future.result()
         artifacts_future = pool.submit(_compile, tools, layout)
         record = anvil.start_anvil(layout, tools.anvil)
@@ -240,7 +286,13 @@ def _bring_up(layout: Layout, *, register_provider: bool, log: Callable[[str], N
     deployed = {k: str(v) for k, v in msgspec.to_builtins(addresses).items()}
     ca_cert = start_sbatch_service(layout, addresses.meta_scheduler)
     log("sbatch service ready")
-    env = build_env(layout, chain_id=anvil.chain_id(), contracts=deployed, ca_cert=ca_cert)
+    env = build_env(
+        layout,
+        chain_id=anvil.chain_id(),
+        contracts=deployed,
+        ca_cert=ca_cert,
+        reporters=reporters,
+    )
     if register_provider:
         approve_provider(env)
         log("provider registered and approved")
@@ -259,8 +311,13 @@ def _ports() -> list[tuple[int, str]]:
     ]
 
 
-def start_infrastructure(layout: Layout, *, log: Callable[[str], None]) -> None:
-    """Users, keys, munged, SLURM and sshd, each waited for."""
+def start_infrastructure(
+    layout: Layout,
+    *,
+    reporters: slurm.Reporters = slurm.DEFAULT_REPORTERS,
+    log: Callable[[str], None],
+) -> None:
+    """Users, keys, munged, SLURM (with ``reporters``) and sshd, each waited for."""
     sshd.ensure_keys(layout)
     public_key = sshd.supervisor_public_key(layout)
     admin = users.lookup(lay.ADMIN_USER)
@@ -271,7 +328,7 @@ def start_infrastructure(layout: Layout, *, log: Callable[[str], None]) -> None:
         users.authorize_key(users.ensure_user(customer.unix_user), public_key)
     if slurm.start_munged(layout, timeout=PART_TIMEOUT) is not None:
         log("munged started")
-    slurm.write_config(layout)
+    slurm.write_config(layout, reporters)
     daemons = slurm.start_daemons(layout)
     ssh_record = sshd.start_sshd(layout)
     sshd.wait_ready(layout, ssh_record, timeout=PART_TIMEOUT)
@@ -279,6 +336,69 @@ def start_infrastructure(layout: Layout, *, log: Callable[[str], None]) -> None:
     log("sshd answering")
     slurm.wait_ready(layout, daemons, timeout=PART_TIMEOUT)
     log(f"slurm: {len(lay.NODES)} nodes idle in partition {lay.PARTITION}")
+
+
+# --------------------------------------------------------------------------- reporters
+
+
+def prepare_reporters(
+    reporters: slurm.Reporters, *, plugins_dir: Path | None, log: Callable[[str], None]
+) -> None:
+    """What ``reporters`` need before SLURM loads them: for ``plugins``, their runtime package
+    (``libgrpc++1.51``) and the two plugin files in SLURM's plugin folder. Nothing for
+    ``scripts`` (the hooks run in place from the checkout)."""
+    if reporters != "plugins":
+        return
+    ensure_packages(log, slurm.PLUGIN_PACKAGES)
+    folder = slurm.plugins_dir(plugins_dir)
+    copied = slurm.install_plugins(folder)
+    if copied:
+        log(f"installed {', '.join(copied)} from {folder} into {slurm.SLURM_PLUGIN_DIR}")
+
+
+def switch_reporters(
+    layout: Layout,
+    reporters: slurm.Reporters,
+    *,
+    plugins_dir: Path | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Make ``reporters`` the live SLURM-side reporters of a running testbed: prepare them,
+    rewrite slurm.conf (and plugstack.conf), and restart slurmctld and the three slurmd, which
+    read both only at start. The restart keeps SLURM's jobs (saved state; running jobs keep
+    running under their slurmstepd) and holds allocations meanwhile (partition DOWN until every
+    node answers again, so that no launch is cut: see :mod:`testbed.faults`)."""
+    prepare_reporters(reporters, plugins_dir=plugins_dir, log=log)
+    slurm.write_config(layout, reporters)
+    restart_slurm_daemons(layout)
+    live = slurm.live_reporters()
+    if live != reporters:
+        raise TestbedError(
+            f"slurmctld runs {live or 'unknown'} reporters after the restart, not {reporters} "
+            f"(see {layout.log_file('slurmctld')})"
+        )
+    log(f"reporters: {reporters} live (SLURM daemons restarted)")
+
+
+def restart_slurm_daemons(layout: Layout) -> None:
+    """Restart slurmctld and every slurmd with their saved state (see :func:`switch_reporters`)."""
+    daemon_names = {"slurmctld", *(f"slurmd-{n}" for n in lay.NODES)}
+    records = [r for r in read_records(layout.pids) if r.name in daemon_names]
+    if any(r.name == "slurmctld" and is_running(r) for r in records):
+        faults.stop_part(layout, "slurmctld")  # holds allocations first
+    stop(layout.pids, [r for r in records if r.name != "slurmctld"])
+    daemons = slurm.start_daemons(layout, clear_state=False)
+    slurm.wait_ready(layout, daemons, timeout=PART_TIMEOUT, states=slurm.ANSWERING)
+    faults.set_partition_state("UP")
+
+
+def reporters_status(layout: Layout) -> str:
+    """Which reporters are live, for ``testbed status`` (one word): what slurmctld loaded, or,
+    when it does not answer, ``unknown`` with what was last configured."""
+    live = slurm.live_reporters()
+    if live is not None:
+        return live
+    return f"unknown(slurmctld-not-answering;configured:{slurm.configured_reporters(layout)})"
 
 
 def _write_known_hosts(layout: Layout) -> None:

@@ -6,25 +6,50 @@ daemons run as root in the foreground under the testbed's pid records, with ``-c
 state) for slurmctld.  ``/etc/slurm/slurm.conf`` is a link to the generated config, because the
 clients that customers run over SSH read that default path.
 
-The hooks (completion, prolog, controller prolog) are the scripts in the repo's ``slurm/``
-folder, run in place with ``hooks-common.sh`` (which they all source) beside them; they read their
-log folder from ``/etc/slurm/grid-hooks.env``.
+Two kinds of SLURM-side reporters can be live (``testbed up --reporters scripts|plugins``):
+
+- ``scripts`` (the default): this project's hooks, the scripts in the repo's ``slurm/`` folder,
+  run in place with ``hooks-common.sh`` (which they all source) beside them: the completion
+  reporter (``jobcomp/script``) and the controller prolog (``PrologSlurmctld``), which run
+  ``grid-supervisor report`` (spool, shared secret, retries); they read their settings from
+  ``/etc/slurm/grid-hooks.env``;
+- ``plugins``: the operator's real C++ plugins, unchanged (``spank_provider.so`` in
+  ``plugstack.conf``, ``jobcomp_provider.so`` as ``JobCompType=jobcomp/provider``), installed
+  into SLURM's plugin folder from a folder outside the project (``--plugins-dir``, default
+  ``../shared/real-plugins`` beside the checkout, or ``$GRID_TESTBED_PLUGINS_DIR``). They need
+  ``libgrpc++1.51``. They send one try per report, no secret, to the endpoint in the job's
+  comment (``comment[11:]``).
+
+In both modes the node prolog (``Prolog=``, ``prolog-reporter.sh``) runs: it only logs one line
+per node to the hook log (it reports nothing). Which mode is live is what the running slurmctld
+says (``scontrol show config``: its ``JobCompType``); the mode last written is kept in
+``<testbed>/slurm/reporters``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final, Literal
 
 import msgspec
 
 from testbed import layout as lay
 from testbed.layout import Layout
-from testbed.processes import ProcessRecord, TestbedError, is_running, run, start, wait_until
+from testbed.processes import (
+    PartNotReady,
+    ProcessRecord,
+    TestbedError,
+    is_running,
+    run,
+    start,
+    wait_until,
+)
 
 SYSTEM_SLURM_CONF = Path("/etc/slurm/slurm.conf")
 SYSTEM_HOOKS_ENV = Path("/etc/slurm/grid-hooks.env")
@@ -37,6 +62,22 @@ PROLOG_SLURMCTLD_HOOK = HOOKS / "prolog-slurmctld-reporter.sh"
 HOOKS_COMMON = HOOKS / "hooks-common.sh"
 """Sourced by every hook from its own folder; without it a hook reports nothing (and exits 0)."""
 
+Reporters = Literal["scripts", "plugins"]
+REPORTERS: Final[tuple[Reporters, ...]] = ("scripts", "plugins")
+DEFAULT_REPORTERS: Final[Reporters] = "scripts"
+
+PLUGIN_FILES: Final = ("spank_provider.so", "jobcomp_provider.so")
+SLURM_PLUGIN_DIR = Path("/usr/lib/x86_64-linux-gnu/slurm-wlm")
+"""Debian's SLURM ``PluginDir`` (slurm.conf does not set one)."""
+PLUGIN_PACKAGES: Final = ("libgrpc++1.51",)
+"""What the real plugins link against (it pulls grpc, protobuf 3.21 and abseil)."""
+PLUGINS_DIR_ENV: Final = "GRID_TESTBED_PLUGINS_DIR"
+DEFAULT_PLUGINS_DIR = lay.REPO_ROOT.parent / "shared" / "real-plugins"
+_JOBCOMP_TYPES: Final[dict[str, Reporters]] = {
+    "jobcomp/script": "scripts",
+    "jobcomp/provider": "plugins",
+}
+
 
 class PartitionHardware(msgspec.Struct, frozen=True):
     """What the partition offers, node by node (the shape of the chain's ProviderHardware)."""
@@ -48,8 +89,9 @@ class PartitionHardware(msgspec.Struct, frozen=True):
     gpus_per_node: list[int]
 
 
-def slurm_conf(layout: Layout) -> str:
-    """The slurm.conf text for this testbed."""
+def slurm_conf(layout: Layout, reporters: Reporters | None = None) -> str:
+    """The slurm.conf text for this testbed, with ``reporters`` (default: the mode last written,
+    see :func:`configured_reporters`)."""
     s = layout.slurm
     nodes = "\n".join(
         f"NodeName={n} NodeHostname=localhost NodeAddr={lay.HOST} Port={lay.slurmd_port(n)} "
@@ -87,19 +129,123 @@ ReturnToService=2
 MinJobAge=300
 MailProg=/bin/true
 SlurmdParameters=config_overrides
-JobCompType=jobcomp/script
-JobCompLoc={COMPLETION_HOOK}
-Prolog={PROLOG_HOOK}
-PrologFlags=Alloc
-PrologSlurmctld={PROLOG_SLURMCTLD_HOOK}
+{reporter_lines(layout, reporters or configured_reporters(layout))}
 {nodes}
 PartitionName={lay.PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def write_config(layout: Layout) -> None:
-    """Write slurm.conf and the hooks' settings, create the folders the daemons need, and link
-    both files into /etc/slurm."""
+def reporter_lines(layout: Layout, reporters: Reporters) -> str:
+    """The slurm.conf lines that load the reporters of ``reporters``."""
+    if reporters == "plugins":
+        return (
+            "# The operator's real C++ reporters (testbed up --reporters plugins).\n"
+            "JobCompType=jobcomp/provider\n"
+            f"PlugStackConfig={plugstack_conf(layout)}\n"
+            f"Prolog={PROLOG_HOOK}\n"
+            "PrologFlags=Alloc"
+        )
+    return (
+        "# This project's reporters (testbed up --reporters scripts, the default).\n"
+        "JobCompType=jobcomp/script\n"
+        f"JobCompLoc={COMPLETION_HOOK}\n"
+        f"Prolog={PROLOG_HOOK}\n"
+        "PrologFlags=Alloc\n"
+        f"PrologSlurmctld={PROLOG_SLURMCTLD_HOOK}"
+    )
+
+
+def plugstack_conf(layout: Layout) -> Path:
+    """The SPANK plugin stack of the ``plugins`` mode."""
+    return layout.slurm / "plugstack.conf"
+
+
+def plugstack_conf_text() -> str:
+    return f"required {SLURM_PLUGIN_DIR / 'spank_provider.so'}\n"
+
+
+def _reporters_file(layout: Layout) -> Path:
+    return layout.slurm / "reporters"
+
+
+def configured_reporters(layout: Layout) -> Reporters:
+    """The mode :func:`write_config` last wrote (``scripts`` when none was)."""
+    try:
+        text = _reporters_file(layout).read_text().strip()
+    except OSError:
+        return DEFAULT_REPORTERS
+    for mode in REPORTERS:
+        if text == mode:
+            return mode
+    return DEFAULT_REPORTERS
+
+
+def check_reporters(value: str) -> Reporters:
+    """``value`` as a reporters mode; TestbedError naming the choices otherwise."""
+    for mode in REPORTERS:
+        if value == mode:
+            return mode
+    raise TestbedError(f"unknown reporters {value!r}: one of {', '.join(REPORTERS)}")
+
+
+def reporters_of_config(show_config: str) -> Reporters | None:
+    """The reporters a controller runs, from ``scontrol show config`` (its ``JobCompType``);
+    None for another completion plugin or none."""
+    match = re.search(r"^JobCompType\s*=\s*(\S+)", show_config, re.MULTILINE)
+    return _JOBCOMP_TYPES.get(match.group(1)) if match else None
+
+
+def live_reporters() -> Reporters | None:
+    """The reporters the running slurmctld loaded; None when it does not answer (or runs
+    neither kind)."""
+    try:
+        return reporters_of_config(run(["scontrol", "show", "config"], timeout=10))
+    except TestbedError:
+        return None
+
+
+def plugins_dir(configured: Path | None = None) -> Path:
+    """Where the real plugins are taken from: ``configured``, else ``$GRID_TESTBED_PLUGINS_DIR``,
+    else ``../shared/real-plugins`` beside the checkout."""
+    if configured is not None:
+        return configured
+    from_env = os.environ.get(PLUGINS_DIR_ENV)
+    return Path(from_env) if from_env else DEFAULT_PLUGINS_DIR
+
+
+def install_plugins(folder: Path) -> list[str]:
+    """Copy the two plugin files from ``folder`` into SLURM's plugin folder (replaced atomically,
+    only when they differ); returns the names copied. TestbedError when one is missing."""
+    missing = [name for name in PLUGIN_FILES if not (folder / name).is_file()]
+    if missing:
+        raise TestbedError(
+            f"the real plugins are not in {folder} (missing {', '.join(missing)}); "
+            f"give --plugins-dir or set {PLUGINS_DIR_ENV}"
+        )
+    copied: list[str] = []
+    for name in PLUGIN_FILES:
+        data = (folder / name).read_bytes()
+        target = SLURM_PLUGIN_DIR / name
+        if target.is_file() and _digest(target.read_bytes()) == _digest(data):
+            continue
+        SLURM_PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{name}.partial")
+        partial.write_bytes(data)
+        partial.chmod(0o755)
+        partial.replace(target)
+        copied.append(name)
+    return copied
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_config(layout: Layout, reporters: Reporters | None = None) -> None:
+    """Write slurm.conf (with ``reporters``, default: the mode last written), the plugin stack
+    of the ``plugins`` mode and the hooks' settings, create the folders the daemons need, and
+    link slurm.conf and the settings into /etc/slurm."""
+    mode = reporters or configured_reporters(layout)
     for sub in ("state", *(f"spool/{n}" for n in lay.NODES)):
         (layout.slurm / sub).mkdir(parents=True, exist_ok=True)
     layout.log.mkdir(parents=True, exist_ok=True)
@@ -110,7 +256,12 @@ def write_config(layout: Layout) -> None:
     for hook in (COMPLETION_HOOK, PROLOG_HOOK, PROLOG_SLURMCTLD_HOOK):
         if not os.access(hook, os.X_OK):
             hook.chmod(0o755)
-    layout.slurm_conf.write_text(slurm_conf(layout))
+    if mode == "plugins":
+        plugstack_conf(layout).write_text(plugstack_conf_text())
+    else:  # SLURM would read a plugstack.conf beside the slurm.conf it was started with
+        plugstack_conf(layout).unlink(missing_ok=True)
+    layout.slurm_conf.write_text(slurm_conf(layout, mode))
+    _reporters_file(layout).write_text(mode + "\n")
     write_hooks_env(layout)
     _link(SYSTEM_SLURM_CONF, layout.slurm_conf)
 
@@ -200,13 +351,15 @@ def _munge_ids() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def start_daemons(layout: Layout) -> list[ProcessRecord]:
-    """Start slurmctld and the three slurmd (without waiting for them)."""
+def start_daemons(layout: Layout, *, clear_state: bool = True) -> list[ProcessRecord]:
+    """Start slurmctld (``-c``: without saved state, unless ``clear_state`` is False) and the
+    three slurmd (without waiting for them)."""
     conf = str(layout.slurm_conf)
+    clear = ["-c"] if clear_state else []
     records = [
         start(
             "slurmctld",
-            ["/usr/sbin/slurmctld", "-D", "-c", "-f", conf],
+            ["/usr/sbin/slurmctld", "-D", *clear, "-f", conf],
             pids_dir=layout.pids,
             log=layout.log_file("slurmctld.out"),
         )
@@ -223,40 +376,51 @@ def start_daemons(layout: Layout) -> list[ProcessRecord]:
     return records
 
 
-def idle_nodes() -> set[str]:
-    """Names of the partition's nodes that SLURM reports idle."""
+IDLE: Final = frozenset({"idle"})
+ANSWERING: Final = frozenset({"idle", "mix", "alloc", "comp"})
+"""Node states (``sinfo %t``) of a node that answers, idle or running jobs (a restart of the
+daemons that keeps SLURM's jobs leaves running jobs running)."""
+
+
+def nodes_in(states: frozenset[str]) -> set[str]:
+    """Names of the partition's nodes whose state is one of ``states`` (``sinfo %t`` names)."""
     try:
-        out = run(
-            ["sinfo", "-h", "-N", "-p", lay.PARTITION, "-t", "idle", "-o", "%N"],
-            timeout=5,
-            check=False,
-        )
+        out = run(["sinfo", "-h", "-N", "-p", lay.PARTITION, "-o", "%N %t"], timeout=5, check=False)
     except TestbedError:
         return set()
-    return {line.strip() for line in out.splitlines() if line.strip()}
+    return {
+        fields[0]
+        for fields in (line.split() for line in out.splitlines())
+        if len(fields) == 2 and fields[1] in states
+    }
 
 
-def wait_ready(layout: Layout, records: list[ProcessRecord], *, timeout: float) -> None:
-    """Wait until every fake node is idle in the partition."""
+def idle_nodes() -> set[str]:
+    """Names of the partition's nodes that SLURM reports idle."""
+    return nodes_in(IDLE)
+
+
+def wait_ready(
+    layout: Layout,
+    records: list[ProcessRecord],
+    *,
+    timeout: float,
+    states: frozenset[str] = IDLE,
+) -> None:
+    """Wait until every fake node is in one of ``states`` (idle, by default) in the partition."""
 
     def ready() -> bool:
         for record in records:
             if not is_running(record):
-                raise_exit(record)
-        return idle_nodes() >= set(lay.NODES)
-
-    def raise_exit(record: ProcessRecord) -> None:
-        from testbed.processes import PartNotReady
-
-        log = layout.log_file(record.name)
-        raise PartNotReady(record.name, log, "process exited during start-up")
+                raise PartNotReady(record.name, Path(record.log), "process exited during start-up")
+        return nodes_in(states) >= set(lay.NODES)
 
     wait_until(
         ready,
         part="slurm",
         log=layout.log_file("slurmctld"),
         timeout=timeout,
-        what=f"{len(lay.NODES)} idle nodes in partition {lay.PARTITION}",
+        what=f"{len(lay.NODES)} nodes {'/'.join(sorted(states))} in partition {lay.PARTITION}",
     )
 
 
