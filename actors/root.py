@@ -22,8 +22,9 @@ from __future__ import annotations
 from actors.benchmark.actor import BenchmarkActor
 from actors.benchmark.settings import settings_from_config
 from actors.callbacks import CallbackServerActor
-from actors.chain.actor import ChainActor
+from actors.chain.actor import ChainActor, ChainSettings
 from actors.chain.pending import StorePendingLog
+from actors.chain.transactions import sender_settings_from_config
 from actors.control import control_handlers
 from actors.drain import DrainSwitch
 from actors.grid import Prices
@@ -69,6 +70,7 @@ def build_root(
             meta_scheduler=str(cfg.chain.metascheduler_address),
             private_key=wallet_key,
             store=store,
+            settings=ChainSettings(sender=sender_settings_from_config(cfg.chain)),
             pending_log=StorePendingLog(store),
         )
 
@@ -82,6 +84,7 @@ def build_root(
             tls_key_file=cfg.grpc.tls.key_file,
             reporter_secret=cfg.grpc.reporter_auth.read_secret(),
             require_secret=cfg.grpc.reporter_auth.require,
+            allowed_sources=cfg.callbacks.allowed_sources,
         )
 
     benchmark_settings = settings_from_config(cfg.benchmark)

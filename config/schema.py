@@ -23,6 +23,7 @@ import msgspec
 from config.errors import ConfigError
 from config.values import (
     EthAddress,
+    GasLimit,
     HostPort,
     HttpUrl,
     ListenAddress,
@@ -33,6 +34,7 @@ from config.values import (
     absolute_path,
     at_least_one_minute,
     check_base64_secret,
+    check_cidrs,
     check_env_names,
     check_unix_user,
     check_user_template,
@@ -115,6 +117,20 @@ class Chain(Section, frozen=True):
     chain_id: Annotated[
         int | None, Setting("if set, refuse to start unless the endpoint reports this chain id")
     ] = None
+    fees: Annotated[
+        Literal["auto", "legacy", "eip1559"],
+        Setting(
+            "transaction type: auto (EIP-1559 when the node's blocks carry a base fee, legacy "
+            "gasPrice otherwise), legacy (always gasPrice, as the Go supervisor) or eip1559"
+        ),
+    ] = "auto"
+    gas_limit: Annotated[
+        GasLimit,
+        Setting(
+            "gas limit of each transaction: estimate (the node's estimate plus a margin) or a "
+            "fixed number (the Go supervisor sends 20000000)"
+        ),
+    ] = GasLimit("estimate")
 
 
 # --------------------------------------------------------------------------- sbatch service
@@ -457,6 +473,21 @@ class Grpc(Section, frozen=True, kw_only=True):
     reporter_auth: ReporterAuth = msgspec.field(default_factory=ReporterAuth)
 
 
+class Callbacks(Section, frozen=True):
+    """Who may call the callback server (the ``grpc`` listen address)."""
+
+    allowed_sources: Annotated[
+        tuple[str, ...] | None,
+        Setting(
+            "IP addresses and CIDRs that may call the callback port: slurmctld, the login node "
+            "and the compute nodes (and 127.0.0.1 for reporters on this host); any other caller "
+            "is refused and counted. Unset: any address (the C++ plugins send no secret, so "
+            "set it)",
+            refine=check_cidrs,
+        ),
+    ] = None
+
+
 # --------------------------------------------------------------------------- reaper
 
 
@@ -535,6 +566,7 @@ class Config(Section, frozen=True, kw_only=True):
     ] = msgspec.field(default_factory=dict)
     prices: Prices = msgspec.field(default_factory=Prices)
     grpc: Grpc
+    callbacks: Callbacks = msgspec.field(default_factory=Callbacks)
     reaper: Reaper = msgspec.field(default_factory=Reaper)
     state: State = msgspec.field(default_factory=State)
     metrics: Metrics = msgspec.field(default_factory=Metrics)

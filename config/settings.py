@@ -27,6 +27,7 @@ import msgspec
 from config.schema import Config, Section, Setting
 from config.values import (
     EthAddress,
+    GasLimit,
     HostPort,
     HttpUrl,
     ListenAddress,
@@ -38,6 +39,7 @@ from config.values import (
     parse_bool,
     parse_duration,
     parse_eth_address,
+    parse_gas_limit,
     parse_host_port,
     parse_http_url,
     parse_int,
@@ -47,6 +49,7 @@ from config.values import (
     parse_secret,
     parse_ssh_address,
     parse_str,
+    parse_text_list,
     parse_wei,
     parse_ws_url,
 )
@@ -68,6 +71,7 @@ _PARSERS: dict[object, Parser] = {
     HttpUrl: parse_http_url,
     WsUrl: parse_ws_url,
     EthAddress: parse_eth_address,
+    GasLimit: parse_gas_limit,
     timedelta: parse_duration,
 }
 
@@ -80,6 +84,7 @@ _METAVARS: dict[object, str] = {
     HttpUrl: "URL",
     WsUrl: "URL",
     EthAddress: "0xADDRESS",
+    GasLimit: "estimate|GAS",
     timedelta: "DURATION",
     int: "INT",
     bool: "BOOL",
@@ -186,6 +191,8 @@ def _choice_parser(choices: tuple[str, ...]) -> Parser:
 def _parser_for(value_type: object) -> Parser:
     if get_origin(value_type) is dict:
         return parse_mapping
+    if get_origin(value_type) is tuple:
+        return parse_text_list
     if get_origin(value_type) is Literal:
         return _choice_parser(tuple(str(choice) for choice in get_args(value_type)))
     try:

@@ -93,6 +93,21 @@ class WsUrl(str):
     """A ``ws://`` or ``wss://`` URL."""
 
 
+class GasLimit(str):
+    """A transaction's gas limit: ``estimate`` (the simulation's estimate plus a margin) or a
+    fixed whole number of gas (``"20000000"``, as the Go supervisor sends)."""
+
+    @property
+    def fixed(self) -> int | None:
+        """The fixed limit, or None for ``estimate``."""
+        return None if self == GAS_ESTIMATE else int(self)
+
+
+GAS_ESTIMATE = "estimate"
+#: The least gas any transaction burns (a plain transfer).
+MIN_GAS_LIMIT = 21_000
+
+
 # --------------------------------------------------------------------------- scalar parsers
 
 
@@ -140,6 +155,22 @@ def parse_wei(raw: object) -> Wei:
     if not 0 <= value < UINT256_LIMIT:
         raise ValueError("expected an integer string in wei between 0 and 2**256-1")
     return Wei(value)
+
+
+def parse_gas_limit(raw: object) -> GasLimit:
+    """``estimate``, or a whole number of gas of at least 21000 (a YAML integer or digits)."""
+    expected = f"expected {GAS_ESTIMATE} or a whole number of gas of at least {MIN_GAS_LIMIT}"
+    if isinstance(raw, str) and raw.strip().lower() == GAS_ESTIMATE:
+        return GasLimit(GAS_ESTIMATE)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,19}", raw.strip().replace("_", "")):
+        value = int(raw.strip().replace("_", ""))
+    else:
+        raise ValueError(expected)
+    if not MIN_GAS_LIMIT <= value < 2**63:
+        raise ValueError(expected)
+    return GasLimit(str(value))
 
 
 def parse_path(raw: object) -> Path:
@@ -510,3 +541,40 @@ def check_base64_secret(raw: object) -> object:
     assert isinstance(raw, Secret)
     decode_base64(raw.reveal())
     return raw
+
+
+# --------------------------------------------------------------------------- address lists
+
+
+def parse_text_list(raw: object) -> tuple[str, ...]:
+    """A list of words: a YAML list, or one text of words separated by commas or spaces (from
+    the environment or a flag)."""
+    if isinstance(raw, str):
+        items = raw.replace(",", " ").split()
+    elif isinstance(raw, list):
+        items = []
+        for item in raw:
+            if not isinstance(item, str):
+                raise ValueError("expected a list of texts")  # noqa: TRY004
+            items.append(item.strip())
+    else:
+        raise ValueError("expected a list")  # noqa: TRY004
+    return tuple(item for item in items if item)
+
+
+def check_cidrs(raw: object) -> object:
+    """Every entry an IP address or a CIDR (``10.0.0.0/24``, ``127.0.0.1``, ``::1/128``), written
+    back in its canonical form; at least one."""
+    import ipaddress
+
+    if not isinstance(raw, tuple) or not raw:
+        raise ValueError("expected at least one IP address or CIDR")
+    canonical = []
+    for item in raw:
+        try:
+            canonical.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"expected IP addresses or CIDRs such as 10.0.0.0/24, not {str(item)[:60]!r}"
+            ) from None
+    return tuple(canonical)

@@ -5,17 +5,22 @@ The life of one transaction (:meth:`TransactionSender.transact`):
 
 1. **Simulate.** ``eth_estimateGas`` runs the call against the latest state. A revert is decoded
    to its named :class:`~actors.chain.revert.ContractError` and raised *before* a nonce is taken
-   or anything is sent. The estimate plus a margin (:func:`gas_with_margin`) is the gas limit.
-2. **Price.** Fees come from the node (:func:`fees_from_node`): EIP-1559 (``maxFeePerGas =
-   2 * baseFee + tip``) when the latest block has ``baseFeePerGas``, legacy ``gasPrice`` otherwise.
+   or anything is sent. The gas limit is the estimate plus a margin (:func:`gas_with_margin`),
+   or the fixed ``SenderSettings.gas_limit`` (``chain.gasLimit``; a call estimated above it is
+   refused with :class:`~actors.chain.fees.GasLimitTooLow`, nothing sent).
+2. **Price.** Fees come from the node (:func:`fees_from_node`, :mod:`actors.chain.fees`) in the
+   ``SenderSettings.fees`` mode (``chain.fees``): ``auto`` sends EIP-1559 (``maxFeePerGas =
+   2 * baseFee + tip``) when the latest block has ``baseFeePerGas`` and legacy ``gasPrice``
+   otherwise; ``legacy`` and ``eip1559`` always send that type.
 3. **Nonce.** :class:`NonceManager` hands out the wallet's nonces: never the same one twice, many
    transactions in flight at once. A nonce whose transaction never left is given back.
-4. **Send and wait.** The signed transaction is recorded in the :class:`PendingLog` (the seam where
-   issue 5 persists pending transactions across restarts), sent, and its receipt looked for at
-   once, then on every new head the chain adapter announces (:meth:`TransactionSender.new_head`),
-   with a backing-off poll as the fallback. Not mined
-   within ``resend_after`` seconds: re-signed under the *same* nonce with both fee fields raised by
-   at least 12.5% (:func:`bump_fees`) and sent again; any of the hashes may be the one mined.
+4. **Send and wait.** The signed transaction is recorded in the :class:`PendingLog`
+   (:class:`~actors.chain.pending.StorePendingLog` keeps it across restarts), sent, and its
+   receipt looked for at once, then on every new head the chain adapter announces
+   (:meth:`TransactionSender.new_head`), with a backing-off poll as the fallback. Not mined
+   within ``resend_after`` seconds: re-signed under the *same* nonce with its price raised by at
+   least 12.5% (:func:`bump_fees`: legacy ``gasPrice``, or both the EIP-1559 tip and max fee) and
+   sent again; any of the hashes may be the one mined.
 5. **Receipt.** Status 1 is returned as a :class:`Receipt`. Status 0 (a revert at mining time, the
    nonce is spent) is explained by replaying the call at that block and raised as a
    ContractError carrying ``tx_hash``.
@@ -32,7 +37,8 @@ Errors: :class:`~actors.chain.rpc.RequestNotSent` (nothing of it reached the nod
 given back), :class:`TransactionTimeout` (an :class:`~actors.chain.rpc.OutcomeUnknown`: sent but no
 receipt in time, it may still be mined: check ``nonce``/``tx_hashes`` before retrying),
 :class:`~actors.chain.rpc.RpcError` (the node refused the transaction, it did not take effect),
-ContractError (the contract refused).
+ContractError (the contract refused), FeeModeUnsupported / GasLimitTooLow (the fee or gas setting
+does not fit this node or call; nothing was sent).
 """
 
 from __future__ import annotations
@@ -42,20 +48,31 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol, TypeAlias
+from typing import Any, Final, Protocol
 
 import msgspec
 import trio
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
-from actors import metrics
+from actors.chain.fees import (
+    DynamicFees,
+    FeeMode,
+    FeeModeUnsupported,
+    Fees,
+    GasLimitTooLow,
+    LegacyFees,
+    bump_fees,
+    fees_from_node,
+    gas_limit_for,
+)
 from actors.chain.revert import ChainError, ContractError
 from actors.chain.rpc import HttpRpc, OutcomeUnknown, RequestNotSent, RpcError
+from config.schema import Chain
+from runtime.statistics import OutcomeTally, Outcomes
 
 __all__ = [
-    "DynamicFees",
-    "Fees",
+    "DynamicFees",  # these two from actors.chain.fees: the fees of a PendingTransaction
     "LegacyFees",
     "MemoryPendingLog",
     "NonceManager",
@@ -66,81 +83,12 @@ __all__ = [
     "SenderStatistics",
     "TransactionSender",
     "TransactionTimeout",
-    "bump_fee",
-    "bump_fees",
-    "fees_from_node",
-    "gas_with_margin",
+    "sender_settings_from_config",
 ]
 
 log = logging.getLogger(__name__)
 
 FILLER_GAS = 21_000  # a plain transfer: what closes a nonce nothing else is known for
-
-
-# ------------------------------------------------------------------------------- fees (pure)
-
-
-class LegacyFees(msgspec.Struct, frozen=True):
-    """A type-0 transaction's price: ``gasPrice`` in wei."""
-
-    gas_price: int
-
-
-class DynamicFees(msgspec.Struct, frozen=True):
-    """An EIP-1559 (type-2) transaction's price in wei."""
-
-    max_fee: int
-    max_priority_fee: int
-
-
-Fees: TypeAlias = LegacyFees | DynamicFees
-
-BUMP_DIVISOR = 8
-"""A replacement raises each fee by at least 1/8 (12.5%); geth needs 10%, others 12.5%."""
-
-
-def bump_fee(value: int) -> int:
-    """``value`` raised by 12.5%, rounded up, and by at least 1 wei."""
-    return value + max(1, -(-value // BUMP_DIVISOR))
-
-
-def bump_fees(old: Fees, current: Fees | None = None) -> Fees:
-    """The fees of a replacement for a transaction sent at ``old``.
-
-    Both fields rise by at least 12.5% over ``old``; if the node now asks more (``current``, the
-    same kind) that is taken instead. For EIP-1559 the max fee always covers the tip.
-    """
-    if isinstance(old, LegacyFees):
-        floor = current.gas_price if isinstance(current, LegacyFees) else 0
-        return LegacyFees(gas_price=max(bump_fee(old.gas_price), floor))
-    priority = bump_fee(old.max_priority_fee)
-    max_fee = bump_fee(old.max_fee)
-    if isinstance(current, DynamicFees):
-        priority = max(priority, current.max_priority_fee)
-        max_fee = max(max_fee, current.max_fee)
-    return DynamicFees(max_fee=max(max_fee, priority), max_priority_fee=priority)
-
-
-def fees_from_node(
-    latest_block: Mapping[str, Any], *, gas_price: int, priority_fee: int | None
-) -> Fees:
-    """Fees for a new transaction from what the node reports.
-
-    EIP-1559 when the latest block carries ``baseFeePerGas``: the tip is ``priority_fee``
-    (``eth_maxPriorityFeePerGas``) or, if the node has no such method, ``gas_price - baseFee``;
-    ``maxFeePerGas = 2 * baseFee + tip`` (room for the base fee to double). Legacy otherwise.
-    """
-    base_hex = latest_block.get("baseFeePerGas")
-    if base_hex is None:
-        return LegacyFees(gas_price=gas_price)
-    base = int(str(base_hex), 16)
-    tip = priority_fee if priority_fee is not None else max(gas_price - base, 0)
-    return DynamicFees(max_fee=2 * base + tip, max_priority_fee=tip)
-
-
-def gas_with_margin(estimate: int, *, margin: float = 0.25, extra: int = 10_000) -> int:
-    """The gas limit for an estimate: ``estimate * (1 + margin) + extra`` (rounded up)."""
-    return math.ceil(estimate * (1 + margin)) + extra
 
 
 # ------------------------------------------------------------------------------------ nonces
@@ -221,8 +169,8 @@ class Receipt(msgspec.Struct, frozen=True):
 
 
 class PendingTransaction(msgspec.Struct, frozen=True):
-    """A signed transaction sent (or about to be) and not yet settled: what issue 5 persists to
-    re-broadcast or check after a restart. ``raw`` is the signed transaction (no key in it)."""
+    """A signed transaction sent (or about to be) and not yet settled: what the pending log keeps
+    to re-broadcast or check after a restart. ``raw`` is the signed transaction (no key in it)."""
 
     nonce: int
     tx_hash: str
@@ -266,10 +214,16 @@ class TransactionTimeout(OutcomeUnknown):
 
 
 class SenderSettings(msgspec.Struct, frozen=True):
-    """How patient the sender is (seconds) and how generous with gas."""
+    """How patient the sender is (seconds), how it prices and how generous with gas.
+
+    ``fees``: the fee mode (``chain.fees``, see :mod:`actors.chain.fees`). ``gas_limit``: a fixed
+    gas limit for contract calls (``chain.gasLimit``), or None for the estimate plus
+    ``gas_margin``."""
 
     resend_after: float = 20.0
     mine_timeout: float = 300.0
+    fees: FeeMode = "auto"
+    gas_limit: int | None = None
     gas_margin: float = 0.25
     fee_cache_seconds: float = 1.0
     receipt_poll_min: float = 0.005
@@ -288,6 +242,17 @@ class SenderStatistics(msgspec.Struct, frozen=True):
     next_nonce: int | None
     replayed: int
     filled: int
+    functions: tuple[Outcomes, ...] = ()
+    """Transactions by contract function and outcome (``mined``, ``reverted``, ``refused``:
+    in simulation or by our own settings, ``not_sent``, ``unknown``, ``rpc_error``,
+    ``cancelled``, ``error``), timed from simulation to receipt or failure."""
+
+
+def sender_settings_from_config(chain: Chain, base: SenderSettings | None = None) -> SenderSettings:
+    """``base`` (the defaults) with the fee mode and gas limit of ``cfg.chain``."""
+    return msgspec.structs.replace(
+        base or SenderSettings(), fees=chain.fees, gas_limit=chain.gas_limit.fixed
+    )
 
 
 ALREADY_KNOWN: Final = ("already known", "known transaction", "already imported")
@@ -322,6 +287,7 @@ class TransactionSender:
         self._chain_id: int | None = None
         self._fees: Fees | None = None
         self._fees_at = -math.inf
+        self._fee_kind: str | None = None  # the kind last logged
         self._head = trio.Event()
         self._watched: dict[str, _Watch] = {}
         self._watch_wake = trio.Event()
@@ -332,6 +298,7 @@ class TransactionSender:
         self._replay_checked_at = -math.inf
         self._sent = self._resent = self._mined = self._reverted = self._simulated = 0
         self._replayed = self._filled = 0
+        self._outcomes = OutcomeTally()
 
     def __repr__(self) -> str:
         return f"TransactionSender({self.address})"
@@ -347,6 +314,7 @@ class TransactionSender:
             next_nonce=self.nonces.next_nonce,
             replayed=self._replayed,
             filled=self._filled,
+            functions=self._outcomes.snapshot(),
         )
 
     # --- node facts ------------------------------------------------------------------------
@@ -362,23 +330,39 @@ class TransactionSender:
         )
 
     async def current_fees(self, *, fresh: bool = False) -> Fees:
-        """Fees for a new transaction (cached for ``fee_cache_seconds``)."""
+        """Fees for a new transaction in the configured mode (cached for ``fee_cache_seconds``).
+        Raises FeeModeUnsupported when the mode does not fit the node."""
         now = trio.current_time()
         if fresh or self._fees is None or now - self._fees_at > self.settings.fee_cache_seconds:
-            block, tip, price = await self._rpc.batch(
-                [
-                    ("eth_getBlockByNumber", ["latest", False]),
-                    ("eth_maxPriorityFeePerGas", []),
-                    ("eth_gasPrice", []),
-                ]
-            )
-            if isinstance(block, Exception):
-                raise block
-            if isinstance(price, Exception):
-                raise price
-            priority = None if isinstance(tip, Exception) else int(str(tip), 16)
-            self._fees = fees_from_node(block, gas_price=int(str(price), 16), priority_fee=priority)
+            mode = self.settings.fees
+            if mode == "legacy":  # the price alone: no block, no tip
+                price = int(str(await self._rpc.request("eth_gasPrice")), 16)
+                self._fees = fees_from_node(None, gas_price=price, priority_fee=None, mode=mode)
+            else:
+                block, tip, answer = await self._rpc.batch(
+                    [
+                        ("eth_getBlockByNumber", ["latest", False]),
+                        ("eth_maxPriorityFeePerGas", []),
+                        ("eth_gasPrice", []),
+                    ]
+                )
+                if isinstance(block, Exception):
+                    raise block
+                if isinstance(answer, Exception):
+                    raise answer
+                priority = None if isinstance(tip, Exception) else int(str(tip), 16)
+                self._fees = fees_from_node(
+                    block, gas_price=int(str(answer), 16), priority_fee=priority, mode=mode
+                )
             self._fees_at = now
+            kind = "legacy" if isinstance(self._fees, LegacyFees) else "EIP-1559"
+            if kind != self._fee_kind:
+                why = ""
+                if mode == "auto":
+                    base = "carry a" if kind == "EIP-1559" else "have no"
+                    why = f": the node's blocks {base} base fee"
+                log.info("chain: transactions are %s (chain.fees %s%s)", kind, mode, why)
+                self._fee_kind = kind
         return self._fees
 
     # --- simulation --------------------------------------------------------------------------
@@ -424,18 +408,24 @@ class TransactionSender:
         Raises ContractError (simulation: nothing sent; mined revert: ``tx_hash`` set),
         RequestNotSent, TransactionTimeout or RpcError (see the module docstring).
         """
-        # metrics hook (issue 7): count every transaction by outcome and time it.
+        # every transaction is counted by function and outcome, and timed (statistics())
         started = trio.current_time()
         try:
             receipt = await self._transact(to, data, label=label)
         except BaseException as exc:
-            metrics.observe_transaction(label, _outcome(exc), trio.current_time() - started)
+            self._outcomes.add(label or "unknown", _outcome(exc), trio.current_time() - started)
             raise
-        metrics.observe_transaction(label, "mined", trio.current_time() - started)
+        self._outcomes.add(label or "unknown", "mined", trio.current_time() - started)
         return receipt
 
     async def _transact(self, to: str, data: bytes, *, label: str) -> Receipt:
-        gas = gas_with_margin(await self.simulate(to, data), margin=self.settings.gas_margin)
+        settings = self.settings
+        gas = gas_limit_for(
+            await self.simulate(to, data),
+            fixed=settings.gas_limit,
+            margin=settings.gas_margin,
+            label=label,
+        )
         fees = await self.current_fees()
         chain = await self.chain_id()
         nonce = await self.nonces.reserve(self._chain_nonce)
@@ -744,9 +734,11 @@ class TransactionSender:
 
 
 def _outcome(error: BaseException) -> str:
-    """The metrics label of a transaction that raised ``error``."""
+    """The outcome of a transaction that raised ``error``, as counted in its statistics."""
     if isinstance(error, ContractError):
         return "reverted" if error.tx_hash else "refused"
+    if isinstance(error, FeeModeUnsupported | GasLimitTooLow):
+        return "refused"  # by our own settings, before anything was sent
     if isinstance(error, RequestNotSent):
         return "not_sent"
     if isinstance(error, OutcomeUnknown):

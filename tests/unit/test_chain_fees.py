@@ -1,20 +1,24 @@
-"""Fee arithmetic, gas margins and the nonce manager of the chain adapter (pure parts)."""
+"""Fee modes and arithmetic, gas limits and the nonce manager of the chain adapter (pure parts)."""
 
 from __future__ import annotations
 
+import pytest
 import trio
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.chain.transactions import (
+from actors.chain.fees import (
     DynamicFees,
+    FeeModeUnsupported,
+    GasLimitTooLow,
     LegacyFees,
-    NonceManager,
     bump_fee,
     bump_fees,
     fees_from_node,
+    gas_limit_for,
     gas_with_margin,
 )
+from actors.chain.transactions import NonceManager
 
 GWEI = 10**9
 wei = st.integers(min_value=0, max_value=10**24)
@@ -78,6 +82,41 @@ def test_fees_follow_the_latest_block() -> None:
     )
     legacy = {"number": "0x10"}
     assert fees_from_node(legacy, gas_price=3 * GWEI, priority_fee=GWEI) == LegacyFees(3 * GWEI)
+
+
+def test_the_fee_mode_chooses_the_transaction_type() -> None:
+    london = {"number": "0x10", "baseFeePerGas": hex(7 * GWEI)}
+    berlin = {"number": "0x10"}
+    price = {"gas_price": 9 * GWEI, "priority_fee": GWEI}
+    dynamic = DynamicFees(max_fee=15 * GWEI, max_priority_fee=GWEI)
+    assert fees_from_node(london, **price, mode="auto") == dynamic
+    assert fees_from_node(berlin, **price, mode="auto") == LegacyFees(9 * GWEI)
+    # legacy: the node's gas price, base fee or not (the block is not even needed)
+    assert fees_from_node(london, **price, mode="legacy") == LegacyFees(9 * GWEI)
+    assert fees_from_node(None, **price, mode="legacy") == LegacyFees(9 * GWEI)
+    assert fees_from_node(london, **price, mode="eip1559") == dynamic
+    with pytest.raises(FeeModeUnsupported, match=r"chain\.fees is eip1559.*set chain\.fees"):
+        fees_from_node(berlin, **price, mode="eip1559")
+
+
+@settings(max_examples=200, deadline=None)
+@given(price=wei, node_price=st.none() | wei)
+def test_a_legacy_replacement_outbids_by_ten_percent_and_stays_legacy(
+    price: int, node_price: int | None
+) -> None:
+    current = None if node_price is None else LegacyFees(node_price)
+    new = bump_fees(LegacyFees(price), current)
+    assert isinstance(new, LegacyFees)
+    assert new.gas_price * 10 >= price * 11 and new.gas_price > price  # geth's PriceBump 10%
+    assert node_price is None or new.gas_price >= node_price
+
+
+def test_a_fixed_gas_limit_is_used_as_is_unless_the_call_needs_more() -> None:
+    assert gas_limit_for(100_000, fixed=None, margin=0.25) == 135_000
+    assert gas_limit_for(100_000, fixed=20_000_000, margin=0.25) == 20_000_000
+    assert gas_limit_for(20_000_000, fixed=20_000_000, margin=0.25) == 20_000_000
+    with pytest.raises(GasLimitTooLow, match=r"claim needs about 300000 gas.*chain\.gasLimit of"):
+        gas_limit_for(300_000, fixed=200_000, margin=0.25, label="claim")
 
 
 def test_gas_limit_is_the_estimate_plus_a_margin() -> None:

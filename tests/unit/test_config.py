@@ -636,6 +636,14 @@ def test_reaper_and_benchmark_sizing_from_the_environment_and_flags(
         ("benchmark.storage.sizeMb", "0", "expected an integer of at least 1"),
         ("benchmark.storage.sharedScratch", "scratch", "expected an absolute path (starting"),
         ("benchmark.outputFolder", "out", "expected an absolute path (starting with /)"),
+        ("chain.fees", "1559", "expected one of auto, legacy, eip1559, got '1559'"),
+        ("chain.gasLimit", "20000", "expected estimate or a whole number of gas of at least"),
+        ("chain.gasLimit", "2e7", "expected estimate or a whole number of gas of at least"),
+        (
+            "chain.gasLimit",
+            "estimated",
+            "expected estimate or a whole number of gas of at least 21000, got 'estimated'",
+        ),
     ],
 )
 def test_bad_reaper_and_sizing_values_are_named(
