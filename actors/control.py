@@ -289,7 +289,7 @@ class _Commands:
         chain: ActorRef[GetJob, OnChainJob | None] = ActorRef(self.registry, "chain")
         try:
             on_chain = await chain.ask(GetJob(job_id), timeout=CHAIN_READ_TIMEOUT)
-        except (ActorSystemError, ChainError, ValueError) as exc:
+        except (ActorSystemError, ChainError) as exc:
             detail["on_chain"] = {"error": f"{type(exc).__name__}: {exc}"}
         else:
             detail["on_chain"] = on_chain_view(on_chain) if on_chain is not None else None

@@ -411,7 +411,7 @@ class ReaperActor(Actor[Sweep, SweepReport]):
                 on_chain = await self.ref(self._chain_name).ask(
                     GetJob(job.job_id), timeout=self.settings.ask_timeout
                 )
-            except (ChainError, ActorSystemError, ValueError) as exc:
+            except (ChainError, ActorSystemError) as exc:
                 chain = ChainUnknown(f"{type(exc).__name__}: {exc}")
                 return
             chain = ChainAnswer(on_chain if isinstance(on_chain, OnChainJob) else None)

@@ -54,8 +54,8 @@ from actors.slurm.messages import (
     OutputRead,
     ReadOutput,
     SlurmJob,
+    SubmissionRefused,
     SubmitBatch,
-    SubmitRefused,
 )
 from runtime.actor import Actor, ActorRef
 from runtime.store import Store
@@ -270,7 +270,7 @@ class BenchmarkActor(Actor[Measure, Measured]):
             ),
             timeout=120.0,
         )
-        if isinstance(reply, SubmitRefused):
+        if isinstance(reply, SubmissionRefused):
             raise _JobFailed(f"SLURM refused the job: {reply.reason}")
         slurm_job_id: int = reply.slurm_job_id  # type: ignore[attr-defined]
         self._slurm_job = slurm_job_id

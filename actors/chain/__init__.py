@@ -14,7 +14,7 @@ Layers, each usable alone:
   cursor backfill; :mod:`~actors.chain.messages` holds what it answers.
 """
 
-from actors.chain.actor import ChainActor, ChainCursor, ChainSettings
+from actors.chain.actor import ChainActor, ChainCursor, ChainSettings, ChainValueError
 from actors.chain.client import Approval, MetaSchedulerClient
 from actors.chain.messages import (
     Applied,
@@ -40,6 +40,7 @@ __all__ = [
     "ChainCursor",
     "ChainError",
     "ChainSettings",
+    "ChainValueError",
     "ClaimingState",
     "ContractError",
     "GetJob",

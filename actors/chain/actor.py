@@ -39,9 +39,11 @@ are served **concurrently** by the runtime (:mod:`runtime.actor`; at most
 ``ChainSettings.max_asks_in_flight`` at once), each in its own task of the actor, so status
 reports do not queue behind one another's receipts (several transactions are in flight at once,
 each with its own nonce). They still wait
-behind a ``StopClaiming`` in progress, which waits for the claim round in flight. Their transport
-errors are raised to the asker as the adapter's own exceptions (and a malformed job id as
-ValueError: both are the actor's ``answered_errors``); a bug crashes the actor as usual.
+behind a ``StopClaiming`` in progress, which waits for the claim round in flight. Their errors
+are raised to the asker as the adapter's own :class:`~actors.chain.revert.ChainError` (the actor's
+``answered_errors``): the transport's (:mod:`actors.chain.rpc`), and :class:`ChainValueError` for
+a value that cannot be encoded into the request or decoded from the answer (a malformed job id),
+by the actor's one table :data:`ASK_ERRORS`; a bug crashes the actor as usual.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import logging
 import random
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import msgspec
 import trio
@@ -78,11 +80,19 @@ from actors.chain.revert import ChainError, ContractError
 from actors.chain.rpc import HttpRpc, SubscriptionLost, open_ws_rpc
 from actors.chain.transactions import PendingLog, Receipt, SenderSettings, TransactionSender
 from runtime.actor import Actor
-from runtime.errors import ActorSystemError
+from runtime.errors import ActorSystemError, Delivery, ErrorTable, map_exceptions
 from runtime.policy import Backoff
 from runtime.store import Store, StoreError
 
-__all__ = ["CURSOR_KEY", "CURSOR_NAMESPACE", "ChainActor", "ChainCursor", "ChainSettings"]
+__all__ = [
+    "ASK_ERRORS",
+    "CURSOR_KEY",
+    "CURSOR_NAMESPACE",
+    "ChainActor",
+    "ChainCursor",
+    "ChainSettings",
+    "ChainValueError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +126,25 @@ class ChainSettings(msgspec.Struct, frozen=True):
 _CONCURRENT = (SetJobStatus, RefuseJob, Register, GetJob, GetProvider, ProviderApproval)
 
 
+class ChainValueError(ChainError):
+    """A value the chain adapter cannot encode into a request (a job id that is not 32 bytes, an
+    address that is not 20) or decode from an answer. A malformed value in the ask is found before
+    anything is sent; a decoding failure may follow a transaction that went through, hence the
+    cautious delivery."""
+
+    delivery: ClassVar[Delivery] = Delivery.MAY_HAVE_TAKEN_EFFECT
+
+
+ASK_ERRORS: Final[ErrorTable] = {ValueError: ChainValueError}
+"""What an ask raises besides the adapter's own errors: the client's ``ValueError`` (the ABI
+encoders' and :func:`actors.grid.job_id`'s) becomes ours, so askers catch ``ChainError`` alone."""
+
+
 class ChainActor(Actor[ChainMessage, ChainReply]):
     """The chain adapter as an actor. Build it from explicit values; the caller reads config."""
 
-    # a broken connection or a refused transaction (ChainError), or a malformed job id
-    answered_errors: ClassVar[tuple[type[Exception], ...]] = (ChainError, ValueError)
+    # a broken connection, a refused transaction, a malformed job id: all ChainError
+    answered_errors: ClassVar[tuple[type[Exception], ...]] = (ChainError,)
 
     def __init__(
         self,
@@ -228,7 +252,8 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
                 pass
             log.info("chain: claiming stopped")
             return ClaimingState(claiming=False)
-        return await self._answer(message)
+        with map_exceptions(ASK_ERRORS, type(message).__name__):
+            return await self._answer(message)
 
     async def _answer(self, message: ChainMessage) -> ChainReply:
         client = self.client

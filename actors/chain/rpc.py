@@ -8,15 +8,20 @@
   the owner can rebuild the connection.
 
 Errors (one flat hierarchy under :class:`~actors.chain.revert.ChainError`; httpx, trio-websocket
-and JSON errors never escape):
+and JSON errors never escape), each with its :class:`~runtime.errors.Delivery`:
 
-- :class:`RequestNotSent`: the request never left (no connection, the socket was already closed).
-  Safe to retry.
-- :class:`OutcomeUnknown`: it was (maybe partly) sent and no answer came back (timeout, connection
-  dropped, garbled reply). It *may have taken effect*: check before retrying a transaction.
-- :class:`RpcError`: the node answered with a JSON-RPC error (not a revert). It reached the node.
+- :class:`RequestNotSent` (never sent): the request never left (no connection, the socket was
+  already closed). Safe to retry.
+- :class:`OutcomeUnknown` (may have taken effect): it was (maybe partly) sent and no answer came
+  back (timeout, connection dropped, garbled reply): check before retrying a transaction.
+- :class:`RpcError` (answered): the node answered with a JSON-RPC error (not a revert).
 - :class:`~actors.chain.revert.ContractError`: the node answered that the call reverted.
 - :class:`SubscriptionLost`: a subscription ended because its connection did.
+
+The library's exceptions become these through one declared table per step, applied with
+:func:`runtime.errors.map_exceptions` (the cause is kept as ``__cause__``): :data:`HTTP_ERRORS`
+for a POST, :data:`JSON_ERRORS` for its body, :data:`WS_OPEN_ERRORS`, :data:`WS_SEND_ERRORS` and
+:data:`WS_ANSWER_ERRORS` for the WebSocket, :data:`SUBSCRIPTION_ERRORS` for a subscription.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import itertools
 import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -34,8 +39,15 @@ import trio_websocket
 
 from actors.chain.revert import ChainError, decode_revert, revert_data
 from runtime.actor import sole_exception
+from runtime.errors import Delivery, ErrorTable, map_exceptions, mapped
 
 __all__ = [
+    "HTTP_ERRORS",
+    "JSON_ERRORS",
+    "SUBSCRIPTION_ERRORS",
+    "WS_ANSWER_ERRORS",
+    "WS_OPEN_ERRORS",
+    "WS_SEND_ERRORS",
     "HttpRpc",
     "OutcomeUnknown",
     "RequestNotSent",
@@ -57,13 +69,19 @@ _json_decode = msgspec.json.Decoder().decode
 class RequestNotSent(ChainError):
     """The request never reached the node; retrying cannot duplicate anything."""
 
+    delivery: ClassVar[Delivery] = Delivery.NEVER_SENT
+
 
 class OutcomeUnknown(ChainError):
     """The request may have reached the node but no answer came back: it may have taken effect."""
 
+    delivery: ClassVar[Delivery] = Delivery.MAY_HAVE_TAKEN_EFFECT
+
 
 class RpcError(ChainError):
     """The node answered a JSON-RPC error (other than a revert)."""
+
+    delivery: ClassVar[Delivery] = Delivery.ANSWERED
 
     def __init__(self, method: str, code: int, message: str) -> None:
         super().__init__(f"{method}: [{code}] {message}")
@@ -74,6 +92,42 @@ class RpcError(ChainError):
 
 class SubscriptionLost(ChainError):
     """The connection carrying a subscription closed; subscribe again on a new connection."""
+
+
+# --- the library's exceptions as ours, one table per step (first match wins) -----------------
+
+HTTP_ERRORS: Final[ErrorTable] = {
+    httpx.ConnectError: RequestNotSent,  # no connection: nothing was sent
+    httpx.ConnectTimeout: RequestNotSent,
+    httpx.PoolTimeout: RequestNotSent,  # no free connection in our pool
+    httpx.UnsupportedProtocol: RequestNotSent,  # refused by our side before sending
+    httpx.LocalProtocolError: RequestNotSent,
+    httpx.HTTPError: OutcomeUnknown,  # write/read errors and timeouts, remote protocol errors
+}
+"""One POST to the node."""
+
+JSON_ERRORS: Final[ErrorTable] = {msgspec.DecodeError: OutcomeUnknown}
+"""The body of a reply (HTTP 2xx/3xx) that should be JSON: the request was handled, or not."""
+
+WS_OPEN_ERRORS: Final[ErrorTable] = {
+    OSError: RequestNotSent,  # refused, unreachable, DNS
+    trio_websocket.HandshakeError: RequestNotSent,
+    trio.TooSlowError: RequestNotSent,  # connect timeout
+    trio_websocket.ConnectionClosed: RequestNotSent,
+}
+"""Opening the WebSocket, before any request went over it."""
+
+WS_SEND_ERRORS: Final[ErrorTable] = {trio_websocket.ConnectionClosed: RequestNotSent}
+"""Sending one request: a closed socket sent nothing."""
+
+WS_ANSWER_ERRORS: Final[ErrorTable] = {trio.EndOfChannel: OutcomeUnknown}
+"""Waiting for the answer to a request sent: the socket closed under it."""
+
+SUBSCRIPTION_ERRORS: Final[ErrorTable] = {
+    trio.EndOfChannel: SubscriptionLost,
+    trio.ClosedResourceError: SubscriptionLost,
+}
+"""Reading a subscription whose connection is gone."""
 
 
 def _answer(method: str, reply: Any) -> Any:
@@ -121,24 +175,19 @@ class HttpRpc:
 
     async def _post(self, what: str, body: object) -> Any:
         self.requests += 1
-        try:
+        with map_exceptions(HTTP_ERRORS, what):
             response = await self._client.post(
                 self.url, content=_json_encode(body), headers={"content-type": "application/json"}
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise RequestNotSent(f"{what}: {type(exc).__name__}: {exc}") from exc
-        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
-            raise RequestNotSent(f"{what}: {type(exc).__name__}: {exc}") from exc
-        except httpx.HTTPError as exc:  # write/read errors and timeouts, remote protocol errors
-            raise OutcomeUnknown(f"{what}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:
             raise OutcomeUnknown(f"{what}: HTTP {response.status_code}")
-        try:
-            return _json_decode(response.content)
-        except msgspec.DecodeError as exc:
-            if response.status_code >= 400:
+        if response.status_code >= 400:  # the node (or a proxy) refused it: an answer
+            try:
+                return _json_decode(response.content)
+            except msgspec.DecodeError as exc:
                 raise RpcError(what, -response.status_code, response.text[:200]) from exc
-            raise OutcomeUnknown(f"{what}: reply is not JSON") from exc
+        with map_exceptions(JSON_ERRORS, f"{what}: reply is not JSON"):
+            return _json_decode(response.content)
 
     async def request(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One call; its ``result``."""
@@ -176,10 +225,10 @@ class Subscription:
     async def receive(self) -> Any:
         """The next notification's ``result``; :class:`SubscriptionLost` once the connection
         is gone."""
-        try:
+        with map_exceptions(
+            SUBSCRIPTION_ERRORS, f"subscription {self.id} ended with its connection"
+        ):
             return await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise SubscriptionLost(f"subscription {self.id} ended with its connection") from None
 
     def __aiter__(self) -> Subscription:
         return self
@@ -260,17 +309,13 @@ class WsRpc:
         send, receive = trio.open_memory_channel[Any](1)
         self._waiting[ident] = send
         try:
-            try:
+            with map_exceptions(WS_SEND_ERRORS, f"{method}: the WebSocket to {self.url} closed"):
                 await self._ws.send_message(_json_encode(_body(ident, method, params)).decode())
-            except trio_websocket.ConnectionClosed as exc:
-                raise RequestNotSent(f"{method}: the WebSocket to {self.url} closed") from exc
             with trio.move_on_after(timeout if math.isfinite(timeout) else math.inf):
-                try:
+                with map_exceptions(
+                    WS_ANSWER_ERRORS, f"{method}: the WebSocket closed before the answer"
+                ):
                     reply = await receive.receive()
-                except trio.EndOfChannel:
-                    raise OutcomeUnknown(
-                        f"{method}: the WebSocket closed before the answer"
-                    ) from None
                 return _answer(method, reply)
             raise OutcomeUnknown(f"{method}: no answer within {timeout:g} s")
         finally:
@@ -325,16 +370,10 @@ async def open_ws_rpc(
                     nursery.cancel_scope.cancel()
     except BaseException as exc:
         inner = sole_exception(exc)
-        if not entered and isinstance(
-            inner,
-            OSError
-            | trio_websocket.HandshakeError
-            | trio.TooSlowError
-            | trio_websocket.ConnectionClosed,
-        ):
-            raise RequestNotSent(
-                f"cannot open a WebSocket to {url}: {type(inner).__name__}: {inner}"
-            ) from inner
+        if not entered:
+            ours = mapped(WS_OPEN_ERRORS, inner, f"cannot open a WebSocket to {url}")
+            if ours is not None:
+                raise ours from inner
         if inner is exc:
             raise
-        raise inner from None
+        raise inner from inner.__cause__  # out of its group, its own cause kept

@@ -1,7 +1,7 @@
 """SlurmActor: the supervisor's one door to SLURM, over pooled SSH.
 
-It answers the asks listed in :mod:`actors.slurm.messages` (``Submit``, ``FindJobs``,
-``JobInfo``, ``Cancel``, ``Requeue``, ``RaiseTimeLimit``, ``Discover``, ``HealthCheck``; for the
+It answers the asks listed in :mod:`actors.slurm.messages` (``SubmitJob``, ``FindJobs``,
+``JobInfo``, ``Cancel``, ``Requeue``, ``ExtendTimeLimit``, ``Discover``, ``HealthCheck``; for the
 supervisor's own jobs ``SubmitBatch`` and ``ReadOutput``). Commands are built by
 the pure functions of :mod:`actors.slurm.commands` and run by :class:`actors.slurm.ssh.SshPool`:
 submissions as the customer's UNIX user, everything else as the admin user.
@@ -9,7 +9,7 @@ submissions as the customer's UNIX user, everything else as the admin user.
 Concurrency. SSH commands take tens or hundreds of milliseconds, so the actor serves its asks
 concurrently (:mod:`runtime.actor`'s ``concurrency``): each request runs in its own task of the
 actor, at most ``max_in_flight`` at once; beyond that the mailbox applies backpressure. Callers
-write ``reply = await slurm.ask(Submit(...), timeout=...)`` (directly or through an ``ActorRef``)
+write ``reply = await slurm.ask(SubmitJob(...), timeout=...)`` (directly or through an ``ActorRef``)
 and get the reply value, or the request's own :class:`~actors.slurm.messages.SlurmError`
 (``CommandLost``, ``SshUnavailable``, ...) raised in *their* task: ``SlurmError`` is the actor's
 ``answered_errors``, so it is noted in ``statistics()`` and ``slurm_statistics().last_error`` and
@@ -36,13 +36,14 @@ from actors.slurm.messages import (
     CommandFailed,
     CommandLost,
     Discover,
+    ExtendTimeLimit,
     FindJobs,
     Health,
     HealthCheck,
     JobInfo,
+    JobSubmitted,
     Node,
     OutputRead,
-    RaiseTimeLimit,
     ReadOutput,
     Requeue,
     Requeued,
@@ -50,10 +51,9 @@ from actors.slurm.messages import (
     SlurmJob,
     SlurmRequest,
     SlurmUnavailable,
-    Submit,
+    SubmissionRefused,
     SubmitBatch,
-    SubmitRefused,
-    Submitted,
+    SubmitJob,
     TimeLimitNotRaised,
     TimeLimitRaised,
 )
@@ -214,10 +214,10 @@ class SlurmActor(Actor[SlurmRequest, object]):
     @overload
     async def ask(
         self,
-        message: Submit,
+        message: SubmitJob,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> Submitted | SubmitRefused: ...
+    ) -> JobSubmitted | SubmissionRefused: ...
     @overload
     async def ask(
         self,
@@ -249,7 +249,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
     @overload
     async def ask(
         self,
-        message: RaiseTimeLimit,
+        message: ExtendTimeLimit,
         *,
         timeout: float = ...,  # noqa: ASYNC109
     ) -> TimeLimitRaised | TimeLimitNotRaised: ...
@@ -273,7 +273,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
         message: SubmitBatch,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> Submitted | SubmitRefused: ...
+    ) -> JobSubmitted | SubmissionRefused: ...
     @overload
     async def ask(
         self,
@@ -302,7 +302,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     async def _answer(self, message: SlurmRequest) -> object:
         match message:
-            case Submit():
+            case SubmitJob():
                 return await self.submit(message)
             case FindJobs(job_name=name):
                 return await self.find_jobs(name)
@@ -312,7 +312,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
                 return await self.cancel(message)
             case Requeue(slurm_job_id=slurm_job_id):
                 return await self.requeue(slurm_job_id)
-            case RaiseTimeLimit(slurm_job_id=slurm_job_id, extra_minutes=extra):
+            case ExtendTimeLimit(slurm_job_id=slurm_job_id, extra_minutes=extra):
                 return await self.raise_time_limit(slurm_job_id, extra)
             case Discover(include_unresponsive=unresponsive):
                 return await self.discover(include_unresponsive=unresponsive)
@@ -326,57 +326,47 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     # --- the work (callable directly too, e.g. from benchmarks) --------------------------------
 
-    async def submit(self, request: Submit) -> Submitted | SubmitRefused:
-        """Validate, then ``sbatch`` as the customer's user with the script on stdin."""
+    async def submit(self, request: SubmitJob) -> JobSubmitted | SubmissionRefused:
+        """Validate, then ``sbatch`` as the customer's user with the script on stdin (counted in
+        ``slurm_statistics()``)."""
         refused = self._prepare(request)
-        if isinstance(refused, SubmitRefused):
+        if isinstance(refused, SubmissionRefused):
             self._refused += 1
             return refused
         user, spec = refused
         started = trio.current_time()
         try:
-            result = await self._pool.run(
-                user,
-                cmd.command_line(cmd.sbatch_argv(self._paths, spec)),
-                stdin=cmd.batch_script(request.script),
-                timeout=self._submit_timeout,
+            outcome = await self._sbatch(
+                user, cmd.sbatch_argv(self._paths, spec), cmd.batch_script(request.script)
             )
         except CommandLost:
             self._lost += 1
             raise
-        if result.ok:
-            slurm_job_id = cmd.parse_sbatch(result.stdout)
-            elapsed = trio.current_time() - started
-            self._submitted += 1
-            self._submit_total += elapsed
-            self._submit_last = elapsed
-            return Submitted(slurm_job_id=slurm_job_id, user=user)
-        kind = cmd.classify_sbatch_failure(result.exit_status, result.stderr)
-        reason = _slurm_message(result.stderr) or f"sbatch exited with {result.exit_status}"
-        if kind is cmd.SbatchFailure.REFUSED:
+        if isinstance(outcome, SubmissionRefused):
             self._refused += 1
-            return SubmitRefused(reason)
-        if kind is cmd.SbatchFailure.UNAVAILABLE:
-            raise SlurmUnavailable(f"sbatch as {user!r}: {reason}")
-        if kind is cmd.SbatchFailure.AMBIGUOUS:
-            self._lost += 1
-            raise CommandLost(user, f"sbatch: {reason}")
-        raise CommandFailed("sbatch", result.exit_status, result.stderr)
+            return outcome
+        elapsed = trio.current_time() - started
+        self._submitted += 1
+        self._submit_total += elapsed
+        self._submit_last = elapsed
+        return outcome
 
-    def _prepare(self, request: Submit) -> SubmitRefused | tuple[str, cmd.SubmitSpec]:
+    def _prepare(self, request: SubmitJob) -> SubmissionRefused | tuple[str, cmd.SubmitSpec]:
         try:
             name = job_id(request.job_id)
         except ValueError:
-            return SubmitRefused(f"not a job id (0x + 64 hex digits): {request.job_id[:80]!r}")
+            return SubmissionRefused(f"not a job id (0x + 64 hex digits): {request.job_id[:80]!r}")
         reason = cmd.refusal(request.definition, request.time_limit_minutes, request.script)
         if reason is not None:
-            return SubmitRefused(reason)
+            return SubmissionRefused(reason)
         try:
             user = self._customer_user(request.customer)
         except ValueError as error:
-            return SubmitRefused(f"no UNIX user for customer {request.customer[:80]!r}: {error}")
+            return SubmissionRefused(
+                f"no UNIX user for customer {request.customer[:80]!r}: {error}"
+            )
         if not _UNIX_USER.match(user):
-            return SubmitRefused(f"customer user {user[:80]!r} is not a UNIX user name")
+            return SubmissionRefused(f"customer user {user[:80]!r} is not a UNIX user name")
         spec = cmd.submit_spec(
             name,
             request.definition,
@@ -480,35 +470,45 @@ class SlurmActor(Actor[SlurmRequest, object]):
         ok = result.ok and "UP" in result.stdout
         return Health(ok=ok, detail=text[:300], latency_seconds=_since(started))
 
-    async def submit_batch(self, request: SubmitBatch) -> Submitted | SubmitRefused:
+    async def submit_batch(self, request: SubmitBatch) -> JobSubmitted | SubmissionRefused:
         """``sbatch`` one of the supervisor's own jobs as ``request.user`` (script on stdin)."""
         if not _UNIX_USER.match(request.user):
-            return SubmitRefused(f"{request.user[:80]!r} is not a UNIX user name")
+            return SubmissionRefused(f"{request.user[:80]!r} is not a UNIX user name")
         if not _JOB_NAME.match(request.job_name):
-            return SubmitRefused(f"{request.job_name[:80]!r} is not a usable job name")
+            return SubmissionRefused(f"{request.job_name[:80]!r} is not a usable job name")
         if request.comment.startswith("supervisor"):
-            return SubmitRefused("the comment of a supervisor-owned job must not say 'supervisor'")
+            return SubmissionRefused(
+                "the comment of a supervisor-owned job must not say 'supervisor'"
+            )
         if min(request.nodes, request.ntasks_per_node, request.cpus_per_task) < 1:
-            return SubmitRefused("nodes, tasks per node and CPUs per task must be at least 1")
+            return SubmissionRefused("nodes, tasks per node and CPUs per task must be at least 1")
         if not 1 <= request.time_limit_minutes <= cmd.LIMITS.max_minutes:
-            return SubmitRefused(f"time limit of {request.time_limit_minutes} minutes")
+            return SubmissionRefused(f"time limit of {request.time_limit_minutes} minutes")
         argv = cmd.batch_sbatch_argv(self._paths, request, self._partition)
+        return await self._sbatch(request.user, argv, request.script)
+
+    async def _sbatch(
+        self, user: str, argv: list[str], script: str
+    ) -> JobSubmitted | SubmissionRefused:
+        """``sbatch`` as ``user`` with ``script`` on stdin: the one reading of its failures for
+        both kinds of submission (:func:`actors.slurm.commands.classify_sbatch_failure`):
+        SLURM's refusal is the answer :class:`SubmissionRefused`; an unreachable controller is
+        :class:`SlurmUnavailable` (nothing queued), a reply lost on the way
+        :class:`CommandLost` (the job may be queued: look it up by name), anything else
+        :class:`CommandFailed`."""
         result = await self._pool.run(
-            request.user,
-            cmd.command_line(argv),
-            stdin=request.script,
-            timeout=self._submit_timeout,
+            user, cmd.command_line(argv), stdin=script, timeout=self._submit_timeout
         )
         if result.ok:
-            return Submitted(slurm_job_id=cmd.parse_sbatch(result.stdout), user=request.user)
-        kind = cmd.classify_sbatch_failure(result.exit_status, result.stderr)
+            return JobSubmitted(slurm_job_id=cmd.parse_sbatch(result.stdout), user=user)
         reason = _slurm_message(result.stderr) or f"sbatch exited with {result.exit_status}"
-        if kind is cmd.SbatchFailure.REFUSED:
-            return SubmitRefused(reason)
-        if kind is cmd.SbatchFailure.UNAVAILABLE:
-            raise SlurmUnavailable(f"sbatch as {request.user!r}: {reason}")
-        if kind is cmd.SbatchFailure.AMBIGUOUS:
-            raise CommandLost(request.user, f"sbatch: {reason}")
+        match cmd.classify_sbatch_failure(result.exit_status, result.stderr):
+            case cmd.SbatchFailure.REFUSED:
+                return SubmissionRefused(reason)
+            case cmd.SbatchFailure.UNAVAILABLE:
+                raise SlurmUnavailable(f"sbatch as {user!r}: {reason}")
+            case cmd.SbatchFailure.AMBIGUOUS:
+                raise CommandLost(user, f"sbatch: {reason}")
         raise CommandFailed("sbatch", result.exit_status, result.stderr)
 
     async def read_output(self, request: ReadOutput) -> OutputRead:

@@ -7,38 +7,49 @@ Records (what SLURM says, parsed by :mod:`actors.slurm.commands`):
 
 Asks (send with ``await ref("slurm").ask(message, timeout=...)``) and their replies:
 
-========================================  ======================================================
-``Submit(job_id, customer, ...)``         :class:`Submitted` or :class:`SubmitRefused`
-``FindJobs(job_name)``                    ``list[SlurmJob]`` (every state, sorted by id)
-``JobInfo(slurm_job_id)``                 :class:`SlurmJob` or ``None`` (SLURM forgot it)
-``Cancel(slurm_job_id= | job_name=)``     :class:`CancelSent`
-``RaiseTimeLimit(slurm_job_id, extra)``   :class:`TimeLimitRaised` or :class:`TimeLimitNotRaised`
-``Discover(include_unresponsive)``        ``list[Node]``
-``HealthCheck()``                         :class:`Health`
-``SubmitBatch(user, job_name, ...)``      :class:`Submitted` or :class:`SubmitRefused`
-``ReadOutput(user, path)``                :class:`OutputRead` (``found`` False when missing)
-========================================  ======================================================
+=========================================  =====================================================
+``SubmitJob(job_id, customer, ...)``       :class:`JobSubmitted` or :class:`SubmissionRefused`
+``FindJobs(job_name)``                     ``list[SlurmJob]`` (every state, sorted by id)
+``JobInfo(slurm_job_id)``                  :class:`SlurmJob` or ``None`` (SLURM forgot it)
+``Cancel(slurm_job_id= | job_name=)``      :class:`CancelSent`
+``Requeue(slurm_job_id)``                  :class:`Requeued`
+``ExtendTimeLimit(slurm_job_id, extra)``   :class:`TimeLimitRaised` or :class:`TimeLimitNotRaised`
+``Discover(include_unresponsive)``         ``list[Node]``
+``HealthCheck()``                          :class:`Health`
+``SubmitBatch(user, job_name, ...)``       :class:`JobSubmitted` or :class:`SubmissionRefused`
+``ReadOutput(user, path)``                 :class:`OutputRead` (``found`` False when missing)
+=========================================  =====================================================
+
+The asks are commands to SLURM, named apart from the job machine's effects and events
+(:mod:`actors.job.machine`): ``SubmitJob`` answers the machine's ``Submit`` effect with
+``JobSubmitted`` / ``SubmissionRefused`` (the machine's ``Submitted`` / ``SubmitRefused``
+events); ``ExtendTimeLimit`` adds minutes (relative), where the machine's ``RaiseTimeLimit`` names
+the limit to reach (absolute) and the job port reads the job first to turn one into the other.
 
 Expected refusals are replies (values). Transport trouble is raised, from one flat family rooted
-at :class:`SlurmError`, split by what the caller may do next:
+at :class:`SlurmError`, split by what the caller may do next (each error's ``delivery``, a
+:class:`runtime.errors.Delivery`):
 
-- :class:`SlurmUnavailable` (and its SSH-level case :class:`SshUnavailable`): the command never
-  took effect. Safe to retry, after a pause.
-- :class:`CommandLost`: the command started and then the connection dropped or it timed out.
-  It **may have taken effect**: after a lost ``sbatch``, look the job up by name
-  (``FindJobs``) before submitting again.
-- :class:`CommandFailed`: the command ran and said no in a way that is not the customer's fault
-  (a misconfigured path, a permission problem).
-- :class:`UnexpectedOutput`: SLURM answered something the parsers do not understand.
+- :class:`SlurmUnavailable` (and its SSH-level case :class:`SshUnavailable`), never sent: the
+  command never took effect. Safe to retry, after a pause.
+- :class:`CommandLost`, may have taken effect: the command started and then the connection
+  dropped or it timed out. After a lost ``sbatch``, look the job up by name (``FindJobs``)
+  before submitting again.
+- :class:`CommandFailed`, answered: the command ran and said no in a way that is not the
+  customer's fault (a misconfigured path, a permission problem).
+- :class:`UnexpectedOutput`, may have taken effect: SLURM answered something the parsers do not
+  understand (an ``sbatch`` whose answer cannot be read may have queued the job).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 import msgspec
 
 from actors.grid import JobDefinition
+from runtime.errors import Delivery
 
 __all__ = [
     "ENDED_STATES",
@@ -47,13 +58,14 @@ __all__ = [
     "CommandFailed",
     "CommandLost",
     "Discover",
+    "ExtendTimeLimit",
     "FindJobs",
     "Health",
     "HealthCheck",
     "JobInfo",
+    "JobSubmitted",
     "Node",
     "OutputRead",
-    "RaiseTimeLimit",
     "ReadOutput",
     "Requeue",
     "Requeued",
@@ -62,10 +74,9 @@ __all__ = [
     "SlurmRequest",
     "SlurmUnavailable",
     "SshUnavailable",
-    "Submit",
+    "SubmissionRefused",
     "SubmitBatch",
-    "SubmitRefused",
-    "Submitted",
+    "SubmitJob",
     "TimeLimitNotRaised",
     "TimeLimitRaised",
     "UnexpectedOutput",
@@ -141,11 +152,11 @@ class Node(msgspec.Struct, frozen=True):
 # --- asks --------------------------------------------------------------------------------------
 
 
-class Submit(msgspec.Struct, frozen=True):
+class SubmitJob(msgspec.Struct, frozen=True):
     """Submit ``script`` for on-chain job ``job_id`` as ``customer``'s UNIX user.
 
-    Replies :class:`Submitted` or :class:`SubmitRefused`; raises :class:`CommandLost` when the
-    ``sbatch`` may have gone through (look it up with :class:`FindJobs` before retrying).
+    Replies :class:`JobSubmitted` or :class:`SubmissionRefused`; raises :class:`CommandLost` when
+    the ``sbatch`` may have gone through (look it up with :class:`FindJobs` before retrying).
     """
 
     job_id: str
@@ -155,12 +166,14 @@ class Submit(msgspec.Struct, frozen=True):
     script: str
 
 
-class Submitted(msgspec.Struct, frozen=True):
+class JobSubmitted(msgspec.Struct, frozen=True):
+    """SLURM queued the job as ``slurm_job_id``, owned by ``user``."""
+
     slurm_job_id: int
     user: str
 
 
-class SubmitRefused(msgspec.Struct, frozen=True):
+class SubmissionRefused(msgspec.Struct, frozen=True):
     """The job cannot run here, for ``reason``: an unusable definition (never sent) or sbatch's
     own refusal (e.g. "Requested node configuration is not available")."""
 
@@ -207,9 +220,9 @@ class Requeued(msgspec.Struct, frozen=True):
     detail: str = ""
 
 
-class RaiseTimeLimit(msgspec.Struct, frozen=True):
-    """Raise a job's time limit by ``extra_minutes`` (as the admin: owners may only lower it),
-    checked by reading it back."""
+class ExtendTimeLimit(msgspec.Struct, frozen=True):
+    """Raise a job's time limit by ``extra_minutes`` (relative; as the admin: owners may only
+    lower it), checked by reading it back."""
 
     slurm_job_id: int
     extra_minutes: int
@@ -252,7 +265,7 @@ class SubmitBatch(msgspec.Struct, frozen=True, kw_only=True):
     nodes (``--exclusive --mem=0``), ``ntasks_per_node`` tasks of ``cpus_per_task`` CPUs, on the
     configured partition. ``comment`` must not start with "supervisor" (the reporters would take
     the job for a grid job). ``output`` is relative to ``user``'s home unless absolute; ``%j``
-    is the SLURM job id. Replies :class:`Submitted` or :class:`SubmitRefused`."""
+    is the SLURM job id. Replies :class:`JobSubmitted` or :class:`SubmissionRefused`."""
 
     user: str
     job_name: str
@@ -283,12 +296,12 @@ class OutputRead(msgspec.Struct, frozen=True):
 
 
 SlurmRequest = (
-    Submit
+    SubmitJob
     | FindJobs
     | JobInfo
     | Cancel
     | Requeue
-    | RaiseTimeLimit
+    | ExtendTimeLimit
     | Discover
     | HealthCheck
     | SubmitBatch
@@ -304,6 +317,8 @@ class SlurmError(Exception):
 
 class SlurmUnavailable(SlurmError):
     """The command never took effect (SLURM or SSH could not be reached): safe to retry."""
+
+    delivery: ClassVar[Delivery] = Delivery.NEVER_SENT
 
 
 class SshUnavailable(SlurmUnavailable):
@@ -321,6 +336,8 @@ class CommandLost(SlurmError):
     """The command started, then the connection dropped or the timeout expired: it may have
     taken effect."""
 
+    delivery: ClassVar[Delivery] = Delivery.MAY_HAVE_TAKEN_EFFECT
+
     def __init__(self, user: str, detail: str) -> None:
         super().__init__(f"command as {user!r} lost: {detail}")
         self.user = user
@@ -328,6 +345,8 @@ class CommandLost(SlurmError):
 
 class CommandFailed(SlurmError):
     """A SLURM command ran and failed in a way the adapter cannot turn into an answer."""
+
+    delivery: ClassVar[Delivery] = Delivery.ANSWERED
 
     def __init__(self, command: str, exit_status: int, stderr: str) -> None:
         first = stderr.strip().splitlines()[0] if stderr.strip() else "(no message)"
@@ -338,3 +357,5 @@ class CommandFailed(SlurmError):
 
 class UnexpectedOutput(SlurmError):
     """A SLURM command printed something the parsers do not understand."""
+
+    delivery: ClassVar[Delivery] = Delivery.MAY_HAVE_TAKEN_EFFECT

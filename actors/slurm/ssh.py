@@ -21,10 +21,16 @@ asyncssh runs on the process's single asyncio loop (opened by the app runner wit
 
 Errors (all from :mod:`actors.slurm.messages`; no asyncssh or OS exception escapes):
 
-- :class:`SshUnavailable`: the command never started (connect, auth, host key, no channel, or a
-  timeout before the channel opened). Safe to retry.
-- :class:`CommandLost`: it started, then the connection dropped or the timeout expired. It may
-  have taken effect.
+- :class:`SshUnavailable` (never sent): the command never started (connect, auth, host key, no
+  channel, or a timeout before the channel opened). Safe to retry.
+- :class:`CommandLost` (may have taken effect): it started, then the connection dropped or the
+  timeout expired.
+
+asyncssh's and the OS's exceptions become these through one declared table per step, applied on
+the asyncio side with :func:`runtime.errors.map_exceptions` (the cause is kept as
+``__cause__``): :func:`connect_errors` for ``asyncssh.connect``, :func:`start_errors` while a
+command's channel opens, :func:`run_errors` while it runs. Our own deadlines (``asyncio.wait_for``)
+are told apart from the library's failures where they expire.
 
 A pooled connection that died quietly is noticed when a channel cannot be opened on it; the
 pool then reconnects once within the same call (the command had not started).
@@ -34,8 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import asyncssh
@@ -45,9 +53,18 @@ import trio_asyncio
 
 from actors import metrics
 from actors.slurm.messages import CommandLost, SshUnavailable
+from runtime.errors import ErrorTable, map_exceptions
 from runtime.policy import Backoff
 
-__all__ = ["CommandResult", "ConnectionStatus", "SshPool", "SshSettings"]
+__all__ = [
+    "CommandResult",
+    "ConnectionStatus",
+    "SshPool",
+    "SshSettings",
+    "connect_errors",
+    "run_errors",
+    "start_errors",
+]
 
 
 class CommandResult(msgspec.Struct, frozen=True):
@@ -94,12 +111,40 @@ class ConnectionStatus(msgspec.Struct, frozen=True):
     last_error: str
 
 
-class _NotStarted(Exception):
-    """Inside the asyncio half: the channel could not be opened (nothing ran)."""
+# --- the library's exceptions as ours, one table per step (first match wins) -----------------
 
 
-class _Lost(Exception):
-    """Inside the asyncio half: the command started and its outcome is unknown."""
+def _unavailable(user: str, reason: str) -> Callable[[str], SshUnavailable]:
+    return functools.partial(SshUnavailable, user, reason)
+
+
+def connect_errors(user: str) -> ErrorTable:
+    """How ``asyncssh.connect`` as ``user`` fails: never started, with the reason it gives."""
+    return {
+        asyncssh.HostKeyNotVerifiable: _unavailable(user, "host-key"),
+        asyncssh.PermissionDenied: _unavailable(user, "auth"),
+        TimeoutError: _unavailable(user, "timeout"),  # asyncssh's connect/login timeouts
+        asyncssh.Error: _unavailable(user, "connect"),  # refused by sshd, protocol errors
+        OSError: _unavailable(user, "connect"),  # refused, reset, unreachable, DNS
+        ValueError: _unavailable(user, "connect"),  # asyncssh's checks of what it is given
+    }
+
+
+def start_errors(user: str) -> ErrorTable:
+    """How opening a command's channel fails: refused (nothing ran, the pool may reconnect and
+    try once more), or the connection failed while the command was being started."""
+    lost = functools.partial(CommandLost, user)
+    return {
+        asyncssh.ChannelOpenError: _unavailable(user, "channel"),
+        asyncssh.Error: lost,
+        OSError: lost,
+    }
+
+
+def run_errors(user: str) -> ErrorTable:
+    """How a command that started fails: the connection dropped under it (it may have run)."""
+    lost = functools.partial(CommandLost, user)
+    return {asyncssh.Error: lost, OSError: lost}
 
 
 class _Link:
@@ -146,6 +191,7 @@ class SshPool:
         try:
             self._key = asyncssh.import_private_key(private_key)
         except (asyncssh.KeyImportError, ValueError, TypeError):
+            # from None on purpose: the parser's message may quote the key
             raise ValueError("the SSH private key cannot be read (OpenSSH or PEM)") from None
         if settings.max_channels < 1 or settings.max_connecting < 1:
             raise ValueError("max_channels and max_connecting must be >= 1")
@@ -202,11 +248,11 @@ class SshPool:
                 conn = await self._connection(link, deadline)
                 try:
                     result = await self._exec(link, conn, command, stdin, deadline)
-                except _NotStarted as error:
+                except SshUnavailable:
                     # A dead pooled connection (or sshd refused the channel): nothing ran.
                     self._forget(link, conn)
                     if attempt == 2 or trio.current_time() >= deadline:
-                        raise SshUnavailable(user, "channel", str(error)) from None
+                        raise
                     continue
                 link.commands += 1
                 return result
@@ -229,10 +275,12 @@ class SshPool:
         # The asyncio side enforces the timeout (and closes the channel); this is a backstop.
         with trio.move_on_at(deadline + 5.0):
             try:
-                outcome = await trio_asyncio.aio_as_trio(_aio_exec)(conn, command, stdin, remaining)
-            except _Lost as error:
+                outcome = await trio_asyncio.aio_as_trio(_aio_exec)(
+                    conn, link.user, command, stdin, remaining
+                )
+            except CommandLost as error:
                 link.last_error = str(error)
-                raise CommandLost(link.user, str(error)) from None
+                raise
         if outcome is None:
             link.last_error = "command did not return after its timeout"
             self._forget(link, conn)
@@ -299,12 +347,13 @@ class SshPool:
         return self.settings.connect_timeout + 1.0
 
     async def _aio_connect(self, user: str) -> asyncssh.SSHClientConnection:
-        """asyncio half of a connection attempt; every failure becomes SshUnavailable."""
+        """asyncio half of a connection attempt; every failure becomes SshUnavailable
+        (:func:`connect_errors`)."""
         settings = self.settings
         known_hosts: Any = None
         if settings.check_host_key:
             known_hosts = settings.known_hosts if settings.known_hosts is not None else ()
-        try:
+        with map_exceptions(connect_errors(user)):
             return await asyncssh.connect(
                 settings.host,
                 settings.port,
@@ -320,15 +369,6 @@ class SshPool:
                 connect_timeout=settings.connect_timeout,
                 login_timeout=settings.connect_timeout,
             )
-        except asyncssh.HostKeyNotVerifiable as error:
-            raise SshUnavailable(user, "host-key", str(error)) from None
-        except asyncssh.PermissionDenied as error:
-            raise SshUnavailable(user, "auth", str(error)) from None
-        except TimeoutError:
-            raise SshUnavailable(user, "timeout", "connection timed out") from None
-        except (asyncssh.Error, OSError, ValueError) as error:
-            detail = str(error) or type(error).__name__
-            raise SshUnavailable(user, "connect", detail) from None
 
     # --- upkeep ---------------------------------------------------------------------------------
 
@@ -396,34 +436,38 @@ async def _close(conn: asyncssh.SSHClientConnection) -> None:
 
 async def _aio_exec(
     conn: asyncssh.SSHClientConnection,
+    user: str,
     command: str,
     stdin: str | None,
     timeout: float,  # noqa: ASYNC109 - asyncio code: asyncio.wait_for closes the channel
 ) -> CommandResult:
-    """asyncio half of one command: open a session channel, run, collect, within ``timeout``."""
+    """asyncio half of one command: open a session channel, run, collect, within ``timeout``.
+
+    Raises :class:`SshUnavailable` (reason "channel") when the channel was refused, else
+    :class:`CommandLost`; the deadline's own ``TimeoutError`` is told apart from the library's
+    (a subclass of ``OSError``) inside each table's block."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
+    with map_exceptions(start_errors(user), "while starting the command"):
+        try:
+            process = await asyncio.wait_for(
+                conn.create_process(command, input=stdin, encoding="utf-8", errors="replace"),
+                timeout,
+            )
+        except TimeoutError as error:
+            detail = f"no answer within {timeout:g} s while starting the command"
+            raise CommandLost(user, detail) from error
     try:
-        process = await asyncio.wait_for(
-            conn.create_process(command, input=stdin, encoding="utf-8", errors="replace"),
-            timeout,
-        )
-    except asyncssh.ChannelOpenError as error:
-        raise _NotStarted(f"channel refused: {error.reason}") from None
-    except TimeoutError:
-        raise _Lost(f"no answer within {timeout:g} s while starting the command") from None
-    except (asyncssh.Error, OSError) as error:
-        raise _Lost(f"connection failed while starting the command: {error}") from None
-    try:
-        stdout, stderr = await asyncio.wait_for(
-            process.communicate(), max(end - loop.time(), 0.001)
-        )
-    except TimeoutError:
+        with map_exceptions(run_errors(user), "during the command"):
+            try:
+                stdout, stderr = await asyncio.wait_for(
+                    process.communicate(), max(end - loop.time(), 0.001)
+                )
+            except TimeoutError as error:
+                raise CommandLost(user, f"command timed out after {timeout:g} s") from error
+    except CommandLost:
         process.close()
-        raise _Lost(f"command timed out after {timeout:g} s") from None
-    except (asyncssh.Error, OSError) as error:
-        process.close()
-        raise _Lost(f"connection failed during the command: {error}") from None
+        raise
     status = process.exit_status
     signal = process.exit_signal
     if signal is not None:
@@ -434,5 +478,5 @@ async def _aio_exec(
             exit_signal=signal[0],
         )
     if status is None or status < 0:
-        raise _Lost("the connection closed before the command reported how it ended")
+        raise CommandLost(user, "the connection closed before the command reported how it ended")
     return CommandResult(exit_status=status, stdout=str(stdout or ""), stderr=str(stderr or ""))

@@ -36,7 +36,7 @@ from actors.benchmark.plan import job_name
 from actors.benchmark.settings import BenchmarkSettings, settings_from_config
 from actors.grid import Label
 from actors.slurm.actor import SlurmActor
-from actors.slurm.messages import Discover, FindJobs, Node, SubmitBatch, Submitted
+from actors.slurm.messages import Discover, FindJobs, JobSubmitted, Node, SubmitBatch
 from config.load import load
 from runtime.actor import ActorRef
 from runtime.store import Store, open_store
@@ -161,7 +161,7 @@ async def test_leftover_benchmark_jobs_are_cancelled_at_start(
         ),
         timeout=30,
     )
-    assert isinstance(left, Submitted)
+    assert isinstance(left, JobSubmitted)
     nodes: list[Node] = await slurm.ask(Discover(), timeout=30)
     await benchmark.ask(Measure(tuple(nodes)), timeout=60)
     with trio.fail_after(20):
@@ -172,7 +172,7 @@ async def test_leftover_benchmark_jobs_are_cancelled_at_start(
                 break
             await trio.sleep(0.3)
     assert job.state.startswith(("CANCELLED", "COMPLETING"))
-    assert job.comment == f"benchmark {PUBLIC_ADDRESS}"
+    assert job.name == name
 
 
 # --- the real supervisor process -----------------------------------------------------------------

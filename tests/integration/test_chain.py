@@ -28,6 +28,7 @@ from actors.chain import (
     ChainActor,
     ChainCursor,
     ChainSettings,
+    ChainValueError,
     ContractError,
     GetJob,
     GetProvider,
@@ -797,8 +798,9 @@ async def test_register_and_approval_through_the_actor(
     assert await chain.ask(ProviderApproval()) is Approval.APPROVED
     bad = Hardware(nodes=0, gpus_per_node=(), cpus_per_node=(), mem_per_node=())
     assert await chain.ask(Register(bad, PRICES, LABELS)) == Rejected("InvalidNodesCount")
-    with pytest.raises(ValueError, match="not a job id"):
-        await chain.ask(GetJob("0x1234"))
+    with pytest.raises(ChainValueError, match="not a job id") as malformed:
+        await chain.ask(GetJob("0x1234"))  # our own error, the client's ValueError its cause
+    assert isinstance(malformed.value.__cause__, ValueError)
     assert chain.statistics().phase == "running"  # bad input is an answer, not a crash
     await in_thread(
         market.set_enable_request_new_job, node.rpc_url, grid, admin_key=KEYS[ADMIN], enable=False

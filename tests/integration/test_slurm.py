@@ -32,17 +32,17 @@ from actors.slurm.messages import (
     CancelSent,
     CommandLost,
     Discover,
+    ExtendTimeLimit,
     FindJobs,
     HealthCheck,
     JobInfo,
-    RaiseTimeLimit,
+    JobSubmitted,
     Requeue,
     Requeued,
     SlurmJob,
     SshUnavailable,
-    Submit,
-    SubmitRefused,
-    Submitted,
+    SubmissionRefused,
+    SubmitJob,
     TimeLimitNotRaised,
     TimeLimitRaised,
 )
@@ -125,9 +125,9 @@ async def submit(
 ) -> tuple[str, int]:
     name = job_id or new_job_id()
     reply = await slurm.ask(
-        Submit(name, customer, job or definition(), minutes, script), timeout=30
+        SubmitJob(name, customer, job or definition(), minutes, script), timeout=30
     )
-    assert isinstance(reply, Submitted), reply
+    assert isinstance(reply, JobSubmitted), reply
     return name, reply.slurm_job_id
 
 
@@ -216,8 +216,8 @@ async def test_hostile_names_are_refused_or_quoted_harmlessly(
 ) -> None:
     marker = tmp_path / "pwned"
     hostile = f"0x'; touch {marker}; echo '"
-    reply = await slurm.ask(Submit(hostile, customer, definition(), 5, "true"), timeout=30)
-    assert isinstance(reply, SubmitRefused)
+    reply = await slurm.ask(SubmitJob(hostile, customer, definition(), 5, "true"), timeout=30)
+    assert isinstance(reply, SubmissionRefused)
     assert "not a job id" in reply.reason
     # Names reach squeue and scancel quoted: nothing runs, nothing matches.
     for name in (f"$(touch {marker})", f"`touch {marker}`", f"x;touch {marker}"):
@@ -235,16 +235,16 @@ async def test_a_zero_duration_job_is_refused_and_never_submitted(
     slurm: SlurmActor, customer: str
 ) -> None:
     name = new_job_id()
-    reply = await slurm.ask(Submit(name, customer, definition(), 0, "true"), timeout=30)
-    assert isinstance(reply, SubmitRefused)
+    reply = await slurm.ask(SubmitJob(name, customer, definition(), 0, "true"), timeout=30)
+    assert isinstance(reply, SubmissionRefused)
     assert "no time" in reply.reason
     assert await slurm.ask(FindJobs(name), timeout=15) == []
 
 
 async def test_sbatch_own_refusal_is_a_value(slurm: SlurmActor, customer: str) -> None:
     name = new_job_id()
-    reply = await slurm.ask(Submit(name, customer, definition(gpus=1), 5, "true"), timeout=30)
-    assert isinstance(reply, SubmitRefused), reply  # the testbed has no GPU GRES
+    reply = await slurm.ask(SubmitJob(name, customer, definition(gpus=1), 5, "true"), timeout=30)
+    assert isinstance(reply, SubmissionRefused), reply  # the testbed has no GPU GRES
     assert "gres" in reply.reason.lower()
     assert await slurm.ask(FindJobs(name), timeout=15) == []
 
@@ -343,7 +343,7 @@ async def test_raise_time_limit_as_admin_is_read_back(
             timeout=15,
         )
         assert not owner.ok
-        reply = await slurm.ask(RaiseTimeLimit(slurm_job_id, 10), timeout=30)
+        reply = await slurm.ask(ExtendTimeLimit(slurm_job_id, 10), timeout=30)
         assert reply == TimeLimitRaised(slurm_job_id, old_minutes=5, new_minutes=15)
         job = await slurm.ask(JobInfo(slurm_job_id), timeout=15)
         assert isinstance(job, SlurmJob)
@@ -353,10 +353,10 @@ async def test_raise_time_limit_as_admin_is_read_back(
     finally:
         await slurm.ask(Cancel(slurm_job_id=slurm_job_id), timeout=15)
     await wait_for(slurm, slurm_job_id, ended)
-    late = await slurm.ask(RaiseTimeLimit(slurm_job_id, 10), timeout=30)
+    late = await slurm.ask(ExtendTimeLimit(slurm_job_id, 10), timeout=30)
     assert isinstance(late, TimeLimitNotRaised)
     assert "ended" in late.reason
-    unknown = await slurm.ask(RaiseTimeLimit(999_999_999, 10), timeout=30)
+    unknown = await slurm.ask(ExtendTimeLimit(999_999_999, 10), timeout=30)
     assert isinstance(unknown, TimeLimitNotRaised)
     assert await slurm.ask(JobInfo(999_999_999), timeout=15) is None
 
@@ -451,7 +451,7 @@ async def test_ssh_errors_reach_the_asker_and_the_actor_keeps_running(
         with pytest.raises(SshUnavailable):
             await actor.ask(FindJobs(new_job_id()), timeout=15)
         with pytest.raises(SshUnavailable):
-            await actor.ask(Submit(new_job_id(), customer, definition(), 5, "true"), timeout=15)
+            await actor.ask(SubmitJob(new_job_id(), customer, definition(), 5, "true"), timeout=15)
         health = await actor.ask(HealthCheck(), timeout=15)
         assert not health.ok
         assert "unavailable" in health.detail
@@ -535,8 +535,8 @@ async def test_asks_through_an_actor_ref_run_concurrently_under_a_supervisor(
         await nursery.start(supervisor.run)
         ref: ActorRef[Any, Any] = ActorRef(supervisor.registry, "slurm")
         name = new_job_id()
-        reply = await ref.ask(Submit(name, customer, definition(), 1, "true"), timeout=30)
-        assert isinstance(reply, Submitted)
+        reply = await ref.ask(SubmitJob(name, customer, definition(), 1, "true"), timeout=30)
+        assert isinstance(reply, JobSubmitted)
         actor = ref.resolve_nowait()
         assert isinstance(actor, SlurmActor)
         most = 0
