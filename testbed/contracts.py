@@ -67,25 +67,28 @@ class GridAddresses(msgspec.Struct, frozen=True):
 # ------------------------------------------------------------------------------------ compiling
 
 
-def standard_input(sources_dir: Path = SOURCES_DIR) -> dict[str, Any]:
-    """The solc standard-JSON input for every ``*.sol`` in ``sources_dir``."""
+def standard_input(
+    sources_dir: Path = SOURCES_DIR, *, evm_version: str | None = None
+) -> dict[str, Any]:
+    """The solc standard-JSON input for every ``*.sol`` in ``sources_dir`` (for solc's default
+    EVM version, or ``evm_version``: ``"berlin"`` runs on a chain without EIP-1559)."""
     sources = {
         f"contracts/{path.name}": {"content": path.read_text()}
         for path in sorted(sources_dir.glob("*.sol"))
     }
-    return {
-        "language": "Solidity",
-        "sources": sources,
-        "settings": {
-            "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
-        },
+    settings: dict[str, Any] = {
+        "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
+        "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
     }
+    if evm_version is not None:
+        settings["evmVersion"] = evm_version
+    return {"language": "Solidity", "sources": sources, "settings": settings}
 
 
-def compile_contracts(tools: NodeTools, out_dir: Path) -> Path:
-    """Compile ``contracts/*.sol`` into ``out_dir`` (skipped if up to date); return ``out_dir``."""
-    request = standard_input()
+def compile_contracts(tools: NodeTools, out_dir: Path, *, evm_version: str | None = None) -> Path:
+    """Compile ``contracts/*.sol`` into ``out_dir`` (skipped if up to date); return ``out_dir``.
+    ``evm_version``: see :func:`standard_input` (keep each version in its own ``out_dir``)."""
+    request = standard_input(evm_version=evm_version)
     digest = hashlib.sha256(
         json.dumps([SOLC_VERSION, request], sort_keys=True).encode()
     ).hexdigest()

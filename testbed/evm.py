@@ -1,8 +1,8 @@
 """A small synchronous EVM client for testbed tooling (the supervisor has its own, in actors/).
 
 - ``Chain``: JSON-RPC over HTTP (httpx). ``send`` signs an EIP-1559 transaction with a ``Wallet``
-  (nonce from the node, gas estimated, fees from the latest base fee) and waits for its receipt;
-  ``call`` runs ``eth_call``.
+  (nonce from the node, gas estimated, fees from the latest base fee; a legacy ``gasPrice`` one on
+  a chain without a base fee) and waits for its receipt; ``call`` runs ``eth_call``.
 - ``Contract``: a deployed contract seen through its ABI: ``call(fn, *args)`` decodes the outputs
   with eth_abi, ``transact(wallet, fn, *args)`` returns the receipt, ``events(receipt, name)``
   decodes that event's logs.
@@ -265,7 +265,8 @@ class Chain:
         value: int = 0,
         sending: Callable[[], None] | None = None,
     ) -> Receipt:
-        """Sign and send an EIP-1559 transaction, wait for its receipt, return it (status 1).
+        """Sign and send an EIP-1559 transaction (legacy on a chain without a base fee), wait for
+        its receipt, return it (status 1).
         ``sending`` is called right before the signed transaction leaves (benchmarks time it)."""
         simulated: dict[str, Any] = {"from": wallet.address, "data": "0x" + data.hex()}
         if to is not None:
@@ -275,17 +276,20 @@ class Chain:
         gas = int(self.request("eth_estimateGas", [simulated]), 16)
         nonce = int(self.request("eth_getTransactionCount", [wallet.address, "pending"]), 16)
         latest = self.request("eth_getBlockByNumber", ["latest", False])
-        tip = int(self.request("eth_maxPriorityFeePerGas"), 16)
         transaction: dict[str, Any] = {
-            "type": 2,
             "chainId": self.chain_id,
             "nonce": nonce,
             "gas": gas * 13 // 10 + 21_000,
-            "maxFeePerGas": 2 * int(latest["baseFeePerGas"], 16) + tip,
-            "maxPriorityFeePerGas": tip,
             "data": data,
             "value": value,
         }
+        if latest.get("baseFeePerGas") is None:  # a chain without EIP-1559: legacy gasPrice
+            transaction["gasPrice"] = int(self.request("eth_gasPrice"), 16)
+        else:
+            tip = int(self.request("eth_maxPriorityFeePerGas"), 16)
+            transaction["type"] = 2
+            transaction["maxFeePerGas"] = 2 * int(latest["baseFeePerGas"], 16) + tip
+            transaction["maxPriorityFeePerGas"] = tip
         if to is not None:
             transaction["to"] = to
         try:

@@ -3,11 +3,12 @@
 ``up`` (idempotent, as root):
 
 1. installs what is missing (apt packages; anvil and solcjs through ``testbed.node``);
-2. if every recorded part still runs and env.json exists, does nothing ("already up"), unless
-   the SLURM-side reporters asked for (``scripts``, the default, or ``plugins``: see
-   :mod:`testbed.slurm`) are not the live ones: then it switches them (:func:`switch_reporters`,
-   SLURM restarted with its jobs kept); if only some parts run (a crash, a killed process), it
-   stops those and starts afresh;
+2. if every recorded part still runs and env.json exists, does nothing ("already up") but set
+   anvil's mining mode to the one ``GRID_TESTBED_BLOCK_TIME`` asks for (:mod:`testbed.anvil`;
+   unset: automine), unless the SLURM-side reporters asked for (``scripts``, the default, or
+   ``plugins``: see :mod:`testbed.slurm`) are not the live ones: then it switches them
+   (:func:`switch_reporters`, SLURM restarted with its jobs kept); if only some parts run (a
+   crash, a killed process), it stops those and starts afresh;
 3. makes the customers' UNIX users and the SSH keys, then starts munged, slurmctld, three slurmd,
    sshd and anvil, and waits for each to answer;
 4. deploys the contracts, grants the meta-scheduler role, mints credits to the customers,
@@ -222,6 +223,10 @@ def _up_locked(
     if current is not None and is_up(layout):
         slurm.write_hooks_env(layout)  # cheap; both follow changes of the testbed
         write_supervisor_config(layout, current)
+        block_time = anvil.block_time_from_env()  # so is anvil's mining mode (no restart)
+        if anvil.block_time() != block_time:
+            anvil.set_block_time(block_time)
+            log(f"anvil: {f'a block every {block_time:g} s' if block_time else 'automine'}")
         switched = slurm.live_reporters() != reporters
         if switched:
             switch_reporters(layout, reporters, plugins_dir=plugins_dir, log=log)
