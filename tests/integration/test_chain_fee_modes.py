@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 from eth_account import Account
@@ -98,11 +97,7 @@ def berlin() -> Iterator[Chain]:
 
 
 def rpc(chain: Chain, method: str, *params: Any) -> Any:
-    reply = httpx.post(
-        chain.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    ).json()
-    assert "error" not in reply, reply
-    return reply["result"]
+    return anvil.rpc(method, *params, url=chain.url)
 
 
 def mined(chain: Chain, receipt: Receipt) -> dict[str, Any]:
