@@ -56,7 +56,7 @@ from grpclib.server import Server, Stream
 
 from actors.grid import JobStatus, ReportedStatus
 from protos.supervisor.v1alpha1 import job_grpc, job_pb2, ssh_grpc, ssh_pb2
-from runtime.actor import Actor
+from runtime.actor import Actor, ActorStatistics
 from runtime.errors import ActorSystemError
 from runtime.store import Store, StoreError
 
@@ -151,7 +151,10 @@ class GetCallbackStatistics(msgspec.Struct, frozen=True):
     """Ask the actor for :class:`CallbackStatistics`."""
 
 
-class CallbackStatistics(msgspec.Struct, frozen=True):
+class CallbackStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """The callback server now: where it listens, and its reports by outcome since it last
+    started."""
+
     host: str
     port: int
     tls: bool
@@ -164,6 +167,14 @@ class CallbackStatistics(msgspec.Struct, frozen=True):
     forwarded: int
     left_for_recovery: int
     """Stored reports ``"jobs"`` did not take; they wait in the inbox."""
+
+    def facts(self) -> dict[str, str]:
+        """Where it listens, then only the counts that are not zero."""
+        facts = {"listen": f"{self.host}:{self.port}", "tls": "on" if self.tls else "off"}
+        for name, text in super().facts().items():
+            if name not in ("host", "port", "tls") and text != "0":
+                facts[name] = text
+        return facts
 
 
 CallbackMessage: TypeAlias = GetCallbackStatistics
@@ -394,17 +405,13 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
             self._server = None
 
     async def handle(self, message: CallbackMessage) -> CallbackReply:
-        return self.statistics_now()
+        return self.statistics()
 
-    def statistics_now(self) -> CallbackStatistics:
+    def statistics(self) -> CallbackStatistics:
+        fields: dict[str, Any] = {**self.common_statistics(), **self._counts}
         return CallbackStatistics(
-            host=self.host, port=self.port, tls=self._ssl is not None, **self._counts
+            **fields, host=self.host, port=self.port, tls=self._ssl is not None
         )
-
-    def describe(self) -> dict[str, str]:
-        facts = {"listen": f"{self.host}:{self.port}", "tls": "on" if self._ssl else "off"}
-        facts.update((key, str(value)) for key, value in self._counts.items() if value)
-        return facts
 
     # --- reports (trio side) ----------------------------------------------------------------------
 

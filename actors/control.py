@@ -20,7 +20,10 @@ resume     -                       turns the drain switch off; the registration 
                                    claiming back on once the provider is approved
 =========  ======================  ==============================================================
 
-Answers are plain JSON data. Reads of the registry and the actors' ``describe()`` are instant;
+Answers are plain JSON data. What the actors say of themselves comes from their frozen
+``statistics()`` records (:meth:`runtime.registry.Registry.collect`; an actor is known by the
+type of its record), sent whole under each part, so ``--json`` has every figure and the text
+rendering picks the few an operator reads. Those reads are instant;
 the asks (SLURM health, on-chain state, stop claiming) have their own short deadlines, and a
 failing ask becomes an ``error`` field of the answer, not a failed command: an operator wants to
 see the rest of the status precisely when one part is broken. Nothing here touches a secret.
@@ -30,25 +33,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import trio
 
-from actors.callbacks import REPORTS_BOX, ReceivedReport
-from actors.chain.actor import CURSOR_KEY, CURSOR_NAMESPACE, ChainCursor
+from actors.benchmark.actor import BenchmarkStatistics
+from actors.callbacks import REPORTS_BOX, CallbackStatistics, ReceivedReport
+from actors.chain.actor import CURSOR_KEY, CURSOR_NAMESPACE, ChainCursor, ChainStatistics
 from actors.chain.messages import ClaimingState, GetJob, StopClaiming
 from actors.chain.revert import ChainError
 from actors.drain import DrainSwitch
 from actors.grid import OnChainJob
 from actors.job.actor import JOBS_NAMESPACE, job_actor_name
 from actors.job.machine import Job, Phase
+from actors.registration import RegistrationStatistics
+from actors.slurm.actor import SlurmStatistics
 from actors.slurm.messages import Health, HealthCheck, SlurmError
-from runtime.actor import Actor, ActorRef
+from runtime.actor import ActorRef, ActorStatistics
 from runtime.control import ControlCommandError
 from runtime.errors import ActorSystemError, ErrorInfo
 from runtime.logs import bind
-from runtime.registry import ActorNode, Registry
+from runtime.registry import Registry
+from runtime.statistics import Statistics
 from runtime.store import Store, StoreError
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "job_summary",
     "on_chain_view",
     "resolve_job_id",
+    "statistics_view",
 ]
 
 log = logging.getLogger(__name__)
@@ -137,10 +145,20 @@ def _error_text(error: ErrorInfo | None) -> str | None:
     return None if error is None else f"{error.type}: {error.message}"
 
 
-def _walk(node: ActorNode) -> Iterable[ActorNode]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
+RecordT = TypeVar("RecordT", bound=Statistics)
+
+
+def statistics_view(state: str, record: Statistics | None) -> dict[str, Any]:
+    """One actor for an answer: ``actor`` (its state in the tree, ``absent`` when it is not in
+    it) and every field of its statistics record."""
+    view: dict[str, Any] = {"actor": state}
+    if record is not None:
+        view.update(msgspec.to_builtins(record))
+    return view
+
+
+def _first(records: Iterable[Statistics], kind: type[RecordT]) -> RecordT | None:
+    return next((record for record in records if isinstance(record, kind)), None)
 
 
 # --- the handlers --------------------------------------------------------------------------------
@@ -157,14 +175,10 @@ class _Commands:
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _describe(self, name: str) -> dict[str, str] | None:
-        instance = self.registry.whereis(name)
-        if instance is None:
-            return None
-        try:
-            return instance.describe()
-        except Exception as exc:
-            return {"describe_error": f"{type(exc).__name__}: {exc}"}
+    def _view(self, records: Iterable[Statistics], kind: type[Statistics]) -> dict[str, Any]:
+        """The first actor whose record is a ``kind``, as :func:`statistics_view`."""
+        record = _first(records, kind)
+        return statistics_view(self._state(record.name) if record else "absent", record)
 
     def _state(self, name: str) -> str:
         entry = self.registry.lookup(name)
@@ -176,24 +190,23 @@ class _Commands:
         except StoreError as exc:
             raise ControlCommandError(f"cannot read the job records: {exc}") from None
 
-    def _last_errors(self) -> list[dict[str, str]]:
-        """Per actor: the error it last crashed with, and the last one it answered."""
+    def _last_errors(self, records: Iterable[Statistics]) -> list[dict[str, str]]:
+        """Per actor: the error it last crashed with (kept by the registry across restarts),
+        and the last one it answered (its record's)."""
         found: list[dict[str, str]] = []
-        for tree in self.registry.snapshot():
-            for node in _walk(tree):
-                crashed = _error_text(node.last_error)
-                if crashed:
-                    found.append({"actor": node.name, "kind": "crash", "error": crashed})
-                instance = self.registry.whereis(node.name)
-                if isinstance(instance, Actor):
-                    answered = _error_text(instance.statistics().last_error)
-                    if answered and answered != crashed:
-                        found.append({"actor": node.name, "kind": "answered", "error": answered})
+        for record in records:
+            entry = self.registry.lookup(record.name)
+            crashed = _error_text(entry.last_error) if entry is not None else None
+            if crashed:
+                found.append({"actor": record.name, "kind": "crash", "error": crashed})
+            if isinstance(record, ActorStatistics):
+                answered = _error_text(record.last_error)
+                if answered and answered != crashed:
+                    found.append({"actor": record.name, "kind": "answered", "error": answered})
         return found
 
-    async def _slurm_health(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"actor": self._state("slurm")}
-        facts.update(self._describe("slurm") or {})
+    async def _slurm_health(self, records: Iterable[Statistics]) -> dict[str, Any]:
+        facts = self._view(records, SlurmStatistics)
         slurm: ActorRef[HealthCheck, Health] = ActorRef(self.registry, "slurm")
         try:
             health = await slurm.ask(HealthCheck(), timeout=SLURM_HEALTH_TIMEOUT)
@@ -207,14 +220,13 @@ class _Commands:
         )
         return facts
 
-    async def _chain_facts(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"actor": self._state("chain")}
-        facts.update(self._describe("chain") or {})
+    async def _chain_facts(self, records: Iterable[Statistics]) -> dict[str, Any]:
+        facts = self._view(records, ChainStatistics)
         try:
             saved = await self.store.get(CURSOR_NAMESPACE, CURSOR_KEY, ChainCursor)
         except StoreError as exc:
             facts["saved_cursor_error"] = str(exc)
-        else:
+        else:  # what the store holds (the chain's record says what it last saved there)
             facts["saved_cursor_block"] = saved.block if saved is not None else None
         return facts
 
@@ -231,18 +243,18 @@ class _Commands:
         except StoreError as exc:
             raise ControlCommandError(f"cannot read the reports inbox: {exc}") from None
         root = self.registry.lookup(self.root)
-        registration: dict[str, Any] = {"actor": self._state("registration")}
-        registration.update(self._describe("registration") or {})
+        records = self.registry.collect()
         return {
             "tree": {
                 "state": root.state.value if root is not None else "absent",
                 "restarts": root.restarts if root is not None else 0,
             },
             "drain": {"drained": self.drain.drained, "since": self.drain.state.since},
-            "registration": registration,
-            "chain": await self._chain_facts(),
-            "slurm": await self._slurm_health(),
-            "callbacks": {"actor": self._state("callbacks"), **(self._describe("callbacks") or {})},
+            "registration": self._view(records, RegistrationStatistics),
+            "benchmark": self._view(records, BenchmarkStatistics),
+            "chain": await self._chain_facts(records),
+            "slurm": await self._slurm_health(records),
+            "callbacks": self._view(records, CallbackStatistics),
             "jobs": {
                 "total": len(jobs),
                 "live": len(jobs) - by_phase["DONE"],
@@ -259,7 +271,7 @@ class _Commands:
                     for _key, report in listed
                 ],
             },
-            "last_errors": self._last_errors(),
+            "last_errors": self._last_errors(records),
         }
 
     async def jobs(self, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -285,7 +297,9 @@ class _Commands:
         record = records[job_id]
         detail = job_detail(record)
         name = job_actor_name(job_id)
-        detail["actor"] = {"state": self._state(name), **(self._describe(name) or {})}
+        instance = self.registry.whereis(name)
+        record = msgspec.to_builtins(instance.statistics()) if instance is not None else {}
+        detail["actor"] = {"state": self._state(name), **record}
         chain: ActorRef[GetJob, OnChainJob | None] = ActorRef(self.registry, "chain")
         try:
             on_chain = await chain.ask(GetJob(job_id), timeout=CHAIN_READ_TIMEOUT)
@@ -337,17 +351,23 @@ class _Commands:
             log.warning("resumed by the operator: claiming once approved")
         # The registration actor wakes on the change and turns claiming on if approved.
         with trio.move_on_after(RESUME_WAIT):
-            # The chain actor has no event for it: poll briefly.
-            while (self._describe("chain") or {}).get("claiming") != "on":  # noqa: ASYNC110
+            # The chain actor has no event for it: poll its record briefly.
+            while not self._claiming():  # noqa: ASYNC110
                 await trio.sleep(0.1)
-        registration = self._describe("registration") or {}
+        chain = _first(self.registry.collect(), ChainStatistics)
+        registration = _first(self.registry.collect(), RegistrationStatistics)
+        approval = registration.approval if registration is not None else None
         return {
             "drained": False,
             "since": state.since,
             "was_drained": was,
-            "claiming": (self._describe("chain") or {}).get("claiming", "unknown"),
-            "approval": registration.get("approval", "unknown"),
+            "claiming": ("on" if chain.claiming else "off") if chain is not None else "unknown",
+            "approval": approval.value if approval is not None else "unknown",
         }
+
+    def _claiming(self) -> bool:
+        chain = _first(self.registry.collect(), ChainStatistics)
+        return chain is not None and chain.claiming
 
 
 def control_handlers(

@@ -1,21 +1,27 @@
 """Prometheus metrics of the supervisor, served on ``/metrics`` at ``metrics.listenAddress``.
 
-Two kinds of figures:
+Every figure is read at scrape time, in the trio thread, from what the tree already knows: the
+actors' own frozen ``statistics()`` records (:meth:`runtime.registry.Registry.collect`), told
+apart by their type, never by an actor's name, plus the drain switch and, refreshed from the
+checkpoint store just before each scrape, the jobs by phase and the reports waiting. Nothing
+pushes into this module (no adapter imports it), so it depends on the actors and never the
+other way round.
 
-**Events, counted where they happen.** A few adapters call the ``observe_*`` functions below:
-the transaction sender for every transaction (``grid_chain_transactions_total{function,outcome}``
-and ``grid_chain_transaction_seconds{function}``), the chain actor for every claim
-(``grid_claims_total{queue,outcome}``) and the SSH pool for every command
-(``grid_ssh_commands_total{command,outcome}``, ``grid_ssh_command_seconds{command}``). They live in
-the process-wide :data:`REGISTRY`, so they survive actor restarts.
+- Every actor and supervisor: ``grid_actor_up``, ``grid_actor_restarts_total``,
+  ``grid_actor_mailbox_depth``, ``grid_actor_messages_handled_total`` (job actors are summed
+  under ``actor="job"`` to keep the label set small) and ``grid_job_actors``.
+- :class:`~actors.chain.actor.ChainStatistics`: head, cursor, transactions in flight, claiming,
+  subscribed; ``grid_claims_total{queue,outcome}``; and its sender's transactions,
+  ``grid_chain_transactions_total{function,outcome}`` and ``grid_chain_transaction_seconds``.
+- :class:`~actors.slurm.actor.SlurmStatistics`: ``grid_ssh_commands_total{command,outcome}`` and
+  ``grid_ssh_command_seconds{command}``.
+- :class:`~actors.callbacks.CallbackStatistics`: ``grid_callback_reports_total{outcome}``.
+- The store: ``grid_jobs{phase}`` and ``grid_reports_waiting``; the switch: ``grid_drained``;
+  the root: ``grid_tree_healthy``.
 
-**State, read at scrape time.** :class:`SupervisorCollector` reads, in the trio thread, what the
-tree already knows: the registry (``grid_actor_up``, ``grid_actor_restarts_total``,
-``grid_actor_mailbox_depth``, ``grid_actor_messages_handled_total`` per actor; job actors are
-summed under ``actor="job"`` to keep the label set small), the callback server's counters
-(``grid_callback_reports_total{outcome}``), the chain actor's head, cursor and claiming state,
-the drain switch, and, refreshed from the checkpoint store just before each scrape, the jobs by
-phase (``grid_jobs{phase}``) and the reports waiting for the chain (``grid_reports_waiting``).
+The event counts belong to the instance that counted them (:class:`runtime.statistics
+.OutcomeTally`), so they start again from zero when that actor restarts, as a process's counters
+do when it restarts; ``rate()`` and ``increase()`` allow for it.
 
 The HTTP server is a small trio server (:func:`serve_metrics`): ``GET /metrics`` (or ``/``)
 answers the text exposition format, anything else 404. It runs beside the tree
@@ -25,113 +31,42 @@ answers the text exposition format, anything else 404. It runs beside the tree
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator, Callable, Iterable
+import math
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from actors.callbacks import CallbackStatistics
+from actors.chain.actor import ChainStatistics
+from actors.slurm.actor import SlurmStatistics
 from runtime.logs import FIELDS, bind
-from runtime.registry import ActorNode, Registry
+from runtime.registry import Registry
+from runtime.statistics import Outcomes, Statistics
 
 if TYPE_CHECKING:
     from actors.drain import DrainSwitch
     from runtime.store import Store
 
 __all__ = [
-    "REGISTRY",
     "MetricsSource",
     "SupervisorCollector",
+    "actor_label",
     "metrics_server",
-    "observe_claim",
-    "observe_ssh_command",
-    "observe_transaction",
     "serve_metrics",
-    "ssh_command_name",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Every metric of the supervisor process (not prometheus_client's global default registry, so
-#: nothing else a library registers leaks into ``/metrics``).
-REGISTRY = CollectorRegistry(auto_describe=True)
-
-_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-
-TRANSACTIONS = Counter(
-    "grid_chain_transactions",
-    "Transactions sent to the meta-scheduler, by contract function and outcome "
-    "(mined, reverted, refused in simulation, not_sent, unknown, rpc_error, cancelled, error)",
-    ["function", "outcome"],
-    registry=REGISTRY,
-)
-TRANSACTION_SECONDS = Histogram(
-    "grid_chain_transaction_seconds",
-    "Time from simulation to receipt (or failure) of a transaction, by contract function",
-    ["function"],
-    buckets=_LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-CLAIMS = Counter(
-    "grid_claims",
-    "Claims sent, by queue (job, cancelling, top_up) and outcome (claimed, empty, failed)",
-    ["queue", "outcome"],
-    registry=REGISTRY,
-)
-SSH_COMMANDS = Counter(
-    "grid_ssh_commands",
-    "Commands run on the SLURM login node, by command and outcome "
-    "(ok, exit_nonzero, lost, unavailable)",
-    ["command", "outcome"],
-    registry=REGISTRY,
-)
-SSH_COMMAND_SECONDS = Histogram(
-    "grid_ssh_command_seconds",
-    "Wall time of a command on the SLURM login node, including any connection set-up",
-    ["command"],
-    buckets=_LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-
-
-# --- hooks the adapters call --------------------------------------------------------------------
-
-
-def observe_transaction(function: str, outcome: str, seconds: float) -> None:
-    """One transaction ended (``function`` is the contract function, e.g. ``claimNextJob``)."""
-    function = function or "unknown"
-    TRANSACTIONS.labels(function, outcome).inc()
-    TRANSACTION_SECONDS.labels(function).observe(max(seconds, 0.0))
-
-
-def observe_claim(queue: str, outcome: str) -> None:
-    """One claim ended: ``claimed``, ``empty`` (the queue had nothing) or ``failed``."""
-    CLAIMS.labels(queue, outcome).inc()
-
-
-def ssh_command_name(command_line: str) -> str:
-    """The label of a shell command line: the program's base name (``/usr/bin/sbatch ...`` ->
-    ``sbatch``), so the label set stays as small as the set of SLURM commands."""
-    words = command_line.split(None, 1)
-    if not words:
-        return "empty"
-    program = os.path.basename(words[0].strip("'\""))
-    return program[:32] or "unknown"
-
-
-def observe_ssh_command(command_line: str, outcome: str, seconds: float) -> None:
-    """One command on the login node ended."""
-    name = ssh_command_name(command_line)
-    SSH_COMMANDS.labels(name, outcome).inc()
-    SSH_COMMAND_SECONDS.labels(name).observe(max(seconds, 0.0))
-
-
-# --- state read at scrape time ------------------------------------------------------------------
 
 
 def actor_label(name: str) -> str:
@@ -139,10 +74,37 @@ def actor_label(name: str) -> str:
     return "job" if name.startswith("job:") else name
 
 
-def _walk(node: ActorNode) -> Iterable[ActorNode]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
+RecordT = TypeVar("RecordT", bound=Statistics)
+
+
+def _first(records: Iterable[Statistics], kind: type[RecordT]) -> RecordT | None:
+    """The first record of type ``kind`` (an actor is known by its record, not its name)."""
+    return next((record for record in records if isinstance(record, kind)), None)
+
+
+def _outcome_families(
+    name: str,
+    text: str,
+    seconds_name: str,
+    seconds_text: str,
+    kind_label: str,
+    outcomes: Sequence[Outcomes],
+) -> Iterable[Metric]:
+    """One counter by kind and outcome and, for the timed kinds, one histogram by kind."""
+    counts = CounterMetricFamily(name, text, labels=[kind_label, "outcome"])
+    seconds = HistogramMetricFamily(seconds_name, seconds_text, labels=[kind_label])
+    for entry in outcomes:
+        for outcome, count in entry.counts:
+            counts.add_metric([entry.kind, outcome], count)
+        timings = entry.timings
+        if timings is not None:
+            buckets = [
+                ("+Inf" if math.isinf(bound) else f"{bound:g}", float(count))
+                for bound, count in timings.cumulative()
+            ]
+            seconds.add_metric([entry.kind], buckets, timings.seconds)
+    yield counts
+    yield seconds
 
 
 class MetricsSource:
@@ -195,9 +157,11 @@ class SupervisorCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         source = self.source
-        yield from self._actors(source.registry)
-        yield from self._callbacks(source.registry)
-        yield from self._chain(source.registry)
+        records = source.registry.collect()
+        yield from self._actors(records)
+        yield from self._callbacks(records)
+        yield from self._chain(records)
+        yield from self._slurm(records)
         jobs = GaugeMetricFamily(
             "grid_jobs", "Jobs in the checkpoint store by phase", labels=["phase"]
         )
@@ -223,7 +187,7 @@ class SupervisorCollector(Collector):
                 value=1 if source.healthy() else 0,
             )
 
-    def _actors(self, registry: Registry) -> Iterable[Metric]:
+    def _actors(self, records: Sequence[Statistics]) -> Iterable[Metric]:
         up = GaugeMetricFamily("grid_actor_up", "Actors running, by actor", labels=["actor"])
         restarts = CounterMetricFamily(
             "grid_actor_restarts", "Restarts of actors and supervisors", labels=["actor"]
@@ -238,16 +202,15 @@ class SupervisorCollector(Collector):
         )
         totals: dict[str, list[int]] = {}
         job_actors = 0
-        for tree in registry.snapshot():
-            for node in _walk(tree):
-                label = actor_label(node.name)
-                if label == "job":
-                    job_actors += 1
-                row = totals.setdefault(label, [0, 0, 0, 0])
-                row[0] += 1 if node.state == "running" else 0
-                row[1] += node.restarts
-                row[2] += node.mailbox_depth
-                row[3] += node.handled
+        for record in records:
+            label = actor_label(record.name)
+            if label == "job":
+                job_actors += 1
+            row = totals.setdefault(label, [0, 0, 0, 0])
+            row[0] += 1 if record.phase == "running" else 0
+            row[1] += record.restarts
+            row[2] += record.mailbox_depth
+            row[3] += record.handled
         for label, (running, restarted, waiting, done) in sorted(totals.items()):
             up.add_metric([label], running)
             restarts.add_metric([label], restarted)
@@ -256,13 +219,10 @@ class SupervisorCollector(Collector):
         yield from (up, restarts, depth, handled)
         yield GaugeMetricFamily("grid_job_actors", "Live job actors", value=job_actors)
 
-    def _callbacks(self, registry: Registry) -> Iterable[Metric]:
-        from actors.callbacks import ACTOR_NAME, CallbackServerActor
-
-        actor = registry.whereis(ACTOR_NAME)
-        if not isinstance(actor, CallbackServerActor):
+    def _callbacks(self, records: Sequence[Statistics]) -> Iterable[Metric]:
+        stats = _first(records, CallbackStatistics)
+        if stats is None:
             return
-        stats = actor.statistics_now()
         reports = CounterMetricFamily(
             "grid_callback_reports",
             "Reports from the SLURM side by outcome (received: new and stored; duplicates; "
@@ -275,30 +235,66 @@ class SupervisorCollector(Collector):
         reports.add_metric(["left_for_recovery"], stats.left_for_recovery)
         yield reports
 
-    def _chain(self, registry: Registry) -> Iterable[Metric]:
-        from actors.chain.actor import ChainActor
-
-        actor = registry.whereis("chain")
-        if not isinstance(actor, ChainActor):
+    def _chain(self, records: Sequence[Statistics]) -> Iterable[Metric]:
+        chain = _first(records, ChainStatistics)
+        yield from _outcome_families(
+            "grid_chain_transactions",
+            "Transactions sent to the meta-scheduler, by contract function and outcome "
+            "(mined, reverted, refused in simulation or by our settings, not_sent, unknown, "
+            "rpc_error, cancelled, error), since the chain actor last started",
+            "grid_chain_transaction_seconds",
+            "Time from simulation to receipt (or failure) of a transaction, by contract function",
+            "function",
+            chain.transactions.functions if chain is not None else (),
+        )
+        claims = CounterMetricFamily(
+            "grid_claims",
+            "Claims sent, by queue (job, cancelling, top_up) and outcome (claimed, empty, "
+            "failed), since the chain actor last started",
+            labels=["queue", "outcome"],
+        )
+        for entry in chain.claims if chain is not None else ():
+            for outcome, count in entry.counts:
+                claims.add_metric([entry.kind, outcome], count)
+        yield claims
+        if chain is None:
             return
-        facts = actor.describe()
-        for key, name, text in (
-            ("head_block", "grid_chain_head_block", "Latest block seen on the subscription"),
-            ("cursor_block", "grid_chain_cursor_block", "Last block whose claim logs are handled"),
-            ("pending_transactions", "grid_chain_transactions_in_flight", "Transactions unmined"),
+        for name, text, value in (
+            ("grid_chain_head_block", "Latest block seen on the subscription", chain.head_block),
+            (
+                "grid_chain_cursor_block",
+                "Last block whose claim logs are handled",
+                chain.cursor_block,
+            ),
+            (
+                "grid_chain_transactions_in_flight",
+                "Transactions unmined",
+                chain.transactions.in_flight,
+            ),
         ):
-            value = facts.get(key, "-")
-            if value.isdigit():
-                yield GaugeMetricFamily(name, text, value=int(value))
+            if value is not None:
+                yield GaugeMetricFamily(name, text, value=value)
         yield GaugeMetricFamily(
             "grid_chain_claiming",
             "1 while the chain actor claims new work",
-            value=1 if facts.get("claiming") == "on" else 0,
+            value=1 if chain.claiming else 0,
         )
         yield GaugeMetricFamily(
             "grid_chain_subscribed",
             "1 while the WebSocket subscription to heads and claim logs is up",
-            value=1 if facts.get("connection", "").startswith("subscribed") else 0,
+            value=1 if chain.subscribed else 0,
+        )
+
+    def _slurm(self, records: Sequence[Statistics]) -> Iterable[Metric]:
+        stats = _first(records, SlurmStatistics)
+        yield from _outcome_families(
+            "grid_ssh_commands",
+            "Commands run on the SLURM login node, by command and outcome "
+            "(ok, exit_nonzero, lost, unavailable), since the SLURM actor last started",
+            "grid_ssh_command_seconds",
+            "Wall time of a command on the SLURM login node, including any connection set-up",
+            "command",
+            stats.commands if stats is not None else (),
         )
 
 
@@ -343,7 +339,6 @@ async def serve_metrics(
     listening (``port`` 0 picks a free one). ``host`` "" means every interface."""
     FIELDS.set({**FIELDS.get(), "actor": "metrics"})  # this task's log lines name their source
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Chain(REGISTRY))
     registry.register(SupervisorCollector(source))
 
     async def answer(stream: trio.SocketStream) -> None:
@@ -375,16 +370,6 @@ async def serve_metrics(
     log.info("metrics: serving /metrics on %s:%d", host or "*", bound)
     task_status.started(int(bound))
     await trio.serve_listeners(answer, listeners)
-
-
-class _Chain(Collector):
-    """Re-export another registry's metrics (the event counters) in a scrape registry."""
-
-    def __init__(self, inner: CollectorRegistry) -> None:
-        self._inner = inner
-
-    def collect(self) -> Iterable[Metric]:
-        return self._inner.collect()
 
 
 @asynccontextmanager

@@ -80,7 +80,7 @@ from actors.job.machine import (
 from actors.job.supervisor import Accepted, Reconcile
 from actors.slurm.messages import FindJobs, SlurmError, SlurmJob
 from config.schema import Reaper
-from runtime.actor import Actor
+from runtime.actor import Actor, ActorStatistics
 from runtime.errors import ActorSystemError
 from runtime.store import Store
 
@@ -91,6 +91,7 @@ __all__ = [
     "Missing",
     "ReaperActor",
     "ReaperSettings",
+    "ReaperStatistics",
     "SlurmAnswer",
     "SlurmUnknown",
     "Sweep",
@@ -256,6 +257,24 @@ class SweepReport(msgspec.Struct, frozen=True):
     seconds: float = 0.0
 
 
+class ReaperStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """The reaper now: how many sweeps it made, how often, and what the last one found."""
+
+    sweeps: int
+    interval_seconds: float
+    last: SweepReport | None
+
+    def facts(self) -> dict[str, str]:
+        facts = {"sweeps": str(self.sweeps), "interval": f"{self.interval_seconds:g} s"}
+        last = self.last
+        if last is not None:
+            facts["last"] = (
+                f"{last.live} live, told {last.told}, missing {last.missing}, lost {last.lost}, "
+                f"unknown slurm {last.slurm_unknown} chain {last.chain_unknown}"
+            )
+        return facts
+
+
 class ReaperActor(Actor[Sweep, SweepReport]):
     """See the module docstring. Talks to "slurm", "chain" and "jobs"; holds no durable state
     of its own (what it finds, the job actors persist)."""
@@ -288,15 +307,13 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         self._sweeps = 0
         self._last: SweepReport | None = None
 
-    def describe(self) -> dict[str, str]:
-        info = {"sweeps": str(self._sweeps), "interval": f"{self.settings.interval:g} s"}
-        last = self._last
-        if last is not None:
-            info["last"] = (
-                f"{last.live} live, told {last.told}, missing {last.missing}, lost {last.lost}, "
-                f"unknown slurm {last.slurm_unknown} chain {last.chain_unknown}"
-            )
-        return info
+    def statistics(self) -> ReaperStatistics:
+        return ReaperStatistics(
+            **self.common_statistics(),
+            sweeps=self._sweeps,
+            interval_seconds=self.settings.interval,
+            last=self._last,
+        )
 
     async def started(self) -> None:
         self.spawn(self._periodically)

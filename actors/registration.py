@@ -49,11 +49,17 @@ from actors.chain.revert import ChainError
 from actors.drain import DrainSwitch
 from actors.grid import Hardware, Label, Prices, Provider, normalise_labels
 from actors.slurm.messages import Discover, Health, HealthCheck, Node
-from runtime.actor import Actor, ActorRef
+from runtime.actor import Actor, ActorRef, ActorStatistics
 from runtime.errors import ActorSystemError
 from runtime.policy import Backoff
 
-__all__ = ["RegistrationActor", "hardware_of", "needs_register", "registration_for"]
+__all__ = [
+    "RegistrationActor",
+    "RegistrationStatistics",
+    "hardware_of",
+    "needs_register",
+    "registration_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,15 @@ def needs_register(
     )
 
 
+class RegistrationStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """The registration actor now: which step it is at, and the provider's approval."""
+
+    state: str
+    """The step in words (``checking SLURM``, ``benchmarking``, ``claiming``, ...)."""
+    approval: Approval | None
+    """The provider's approval on chain when last read (None: not read yet)."""
+
+
 class RegistrationActor(Actor[object, None]):
     """See the module docstring. Talks to "slurm" and "chain"; holds no durable state."""
 
@@ -119,11 +134,10 @@ class RegistrationActor(Actor[object, None]):
         self._approval: Approval | None = None
         self._drain = drain if drain is not None else DrainSwitch()
 
-    def describe(self) -> dict[str, str]:
-        info = {"state": self._state}
-        if self._approval is not None:
-            info["approval"] = self._approval.value
-        return info
+    def statistics(self) -> RegistrationStatistics:
+        return RegistrationStatistics(
+            **self.common_statistics(), state=self._state, approval=self._approval
+        )
 
     async def started(self) -> None:
         self.spawn(self._register_and_watch)

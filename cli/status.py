@@ -8,13 +8,15 @@ It asks the control socket for ``status`` (see :mod:`actors.control`) and prints
     chain         subscribed to ws://127.0.0.1:8545  head=812  cursor=811 (saved 811)  claiming=on
                   transactions: sent 12, resent 0, mined 12, reverted 0  in flight=0
                   claims: sent 4, delivered 4, undelivered 0
-    slurm         healthy (8 ms)  partition=grid  connections=root=open(0)
+    slurm         healthy (8 ms)  partition=grid  connections=root=connected(0)
     callbacks     127.0.0.1:3000  tls=on  received=8  forwarded=8
     jobs          1 live of 4: RUNNING=1 DONE=3
     reports       0 waiting for the chain
     last errors   none
 
-``--json`` prints the answer as JSON. Where the supervisor is: see :mod:`cli.locate`.
+The answer carries each actor's whole statistics record (see :mod:`actors.control`); the text
+picks the figures above from it. ``--json`` prints the answer as JSON. Where the supervisor is:
+see :mod:`cli.locate`.
 
 Exit status: 0 when shown, 1 when the supervisor could not be reached or refused, 2 for a bad
 configuration.
@@ -50,6 +52,32 @@ def _facts(facts: Mapping[str, Any], *keys: str) -> str:
     )
 
 
+def _switch(value: object) -> str:
+    """A record's boolean as ``on``/``off`` (``?`` when the supervisor did not say)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "?" if value is None else _clean(value)
+
+
+def _block(value: object) -> str:
+    return "-" if value is None else _clean(value)
+
+
+def _connections(value: object) -> str:
+    """The SSH pool's connections, ``user=state(channels in use)`` each."""
+    if not isinstance(value, list):
+        return ""
+    return (
+        " ".join(
+            f"{_clean(str(c.get('user', '?'))[:12])}={_clean(c.get('state', '?'))}"
+            f"({_clean(c.get('channels_in_use', '?'))})"
+            for c in value
+            if isinstance(c, Mapping)
+        )
+        or "none"
+    )
+
+
 def _since(stamp: object) -> str:
     if not isinstance(stamp, int | float) or stamp <= 0:
         return ""
@@ -76,19 +104,31 @@ def render_status(status: Mapping[str, Any]) -> str:
     lines.append(_line("registration", text))
 
     chain = status.get("chain", {})
-    head = f"  head={_clean(chain.get('head_block', '-'))}"
-    cursor = f"  cursor={_clean(chain.get('cursor_block', '-'))}"
+    head = f"  head={_block(chain.get('head_block'))}"
+    cursor = f"  cursor={_block(chain.get('cursor_block'))}"
     saved = chain.get("saved_cursor_block")
-    cursor += f" (saved {saved})" if saved is not None else ""
-    claiming = f"  claiming={_clean(chain.get('claiming', '?'))}"
+    cursor += f" (saved {_clean(saved)})" if saved is not None else ""
+    claiming = f"  claiming={_switch(chain.get('claiming'))}"
     connection = _clean(chain.get("connection") or chain.get("actor", "?"))
     lines.append(_line("chain", connection + head + cursor + claiming))
-    if chain.get("transactions"):
-        pending = chain.get("pending_transactions", "?")
-        lines.append(_more(f"transactions: {_clean(chain['transactions'])}  in flight={pending}"))
-    if chain.get("claims"):
-        lines.append(_more(f"claims: {_clean(chain['claims'])}"))
-    if chain.get("enableRequestNewJob") == "false":
+    sender = chain.get("transactions")
+    if isinstance(sender, Mapping):
+        counts = ", ".join(  # replayed and filled (after a chain forgot) only when they happened
+            f"{key} {_clean(sender[key])}"
+            for key in ("sent", "resent", "mined", "reverted", "replayed", "filled")
+            if key in sender and (sender[key] or key not in ("replayed", "filled"))
+        )
+        in_flight = _clean(sender.get("in_flight", "?"))
+        lines.append(_more(f"transactions: {counts}  in flight={in_flight}"))
+    if "claims_sent" in chain:
+        lines.append(
+            _more(
+                f"claims: sent {_clean(chain['claims_sent'])}, "
+                f"delivered {_clean(chain.get('claims_delivered', '?'))}, "
+                f"undelivered {_clean(chain.get('claims_undelivered', '?'))}"
+            )
+        )
+    if chain.get("enable_request_new_job") is False:
         lines.append(_more("! the meta-scheduler takes no new jobs (enableRequestNewJob false)"))
 
     slurm = status.get("slurm", {})
@@ -97,16 +137,24 @@ def render_status(status: Mapping[str, Any]) -> str:
         health = f"healthy ({slurm.get('latency_ms', '?')} ms)"
     else:
         health = f"UNHEALTHY: {_clean(slurm.get('detail', 'unknown'))}"
-    lines.append(_line("slurm", "  ".join([health, _facts(slurm, "partition", "connections")])))
-    if slurm.get("last_error"):
-        lines.append(_more(f"last error: {_clean(slurm['last_error'])}"))
+    facts = [health, _facts(slurm, "partition")]
+    connections = _connections(slurm.get("connections"))
+    if connections:
+        facts.append(f"connections={connections}")
+    lines.append(_line("slurm", "  ".join(part for part in facts if part)))
+    if slurm.get("slurm_error"):
+        lines.append(_more(f"last error: {_clean(slurm['slurm_error'])[:200]}"))
 
     callbacks = status.get("callbacks", {})
     counts = _facts(
         callbacks, "received", "duplicates", "refused", "forwarded", "left_for_recovery"
     )
-    where = _clean(callbacks.get("listen") or callbacks.get("actor", "?"))
-    lines.append(_line("callbacks", f"{where}  tls={_clean(callbacks.get('tls', '?'))}  {counts}"))
+    if callbacks.get("host") is not None:
+        where = f"{_clean(callbacks['host'])}:{_clean(callbacks.get('port', '?'))}"
+    else:
+        where = _clean(callbacks.get("actor", "?"))
+    tls = _switch(callbacks.get("tls"))
+    lines.append(_line("callbacks", f"{where}  tls={tls}  {counts}"))
 
     jobs = status.get("jobs", {})
     by_phase = jobs.get("by_phase", {})

@@ -57,10 +57,10 @@ from actors.slurm.messages import (
     SubmissionRefused,
     SubmitBatch,
 )
-from runtime.actor import Actor, ActorRef
+from runtime.actor import Actor, ActorRef, ActorStatistics
 from runtime.store import Store
 
-__all__ = ["BenchmarkActor"]
+__all__ = ["BenchmarkActor", "BenchmarkStatistics"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,48 @@ _NODE_UNAVAILABLE = ("ReqNodeNotAvail", "NodeDown", "Nodes required", "Partition
 
 class _JobFailed(Exception):
     """One benchmark job did not give a usable output (the reason is the message)."""
+
+
+class BenchmarkStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """The benchmark actor now: what it measures, how long it has been at it, what it found."""
+
+    state: str
+    """``idle``, ``cancelling leftovers``, ``benchmarking``, ``re-used``, ..."""
+    mode: str
+    benchmark: str
+    """The benchmark running ("" when none)."""
+    step: str
+    slurm_job: int | None
+    job_elapsed_seconds: float | None
+    total_elapsed_seconds: float | None
+    done: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+    """``(benchmark, why)``, sorted."""
+    failed: tuple[tuple[str, str], ...]
+    labels: int | None
+    """Labels of the last measurement (None before one)."""
+    fingerprint: str | None
+
+    def facts(self) -> dict[str, str]:
+        facts = {"state": self.state, "mode": self.mode}
+        if self.state == "benchmarking":
+            facts["benchmark"] = self.benchmark
+            facts["phase"] = self.step
+            if self.slurm_job is not None:
+                facts["slurm_job"] = str(self.slurm_job)
+            if self.job_elapsed_seconds is not None:
+                facts["elapsed"] = f"{self.job_elapsed_seconds:.0f}s"
+            if self.total_elapsed_seconds is not None:
+                facts["total_elapsed"] = f"{self.total_elapsed_seconds:.0f}s"
+            facts["done"] = ",".join(self.done) or "none"
+        if self.skipped:
+            facts["skipped"] = "; ".join(f"{k}: {v}" for k, v in self.skipped)
+        if self.failed:
+            facts["failed"] = "; ".join(f"{k}: {v}" for k, v in self.failed)
+        if self.labels is not None and self.fingerprint is not None:
+            facts["labels"] = str(self.labels)
+            facts["fingerprint"] = self.fingerprint[:12]
+        return facts
 
 
 class BenchmarkActor(Actor[Measure, Measured]):
@@ -103,27 +145,24 @@ class BenchmarkActor(Actor[Measure, Measured]):
 
     # --- observing --------------------------------------------------------------------------
 
-    def describe(self) -> dict[str, str]:
-        info = {"state": self._state, "mode": self._settings.mode}
+    def statistics(self) -> BenchmarkStatistics:
         now = trio.current_time() if self._started is not None else 0.0
-        if self._state == "benchmarking":
-            info["benchmark"] = self._benchmark
-            info["phase"] = self._step
-            if self._slurm_job is not None:
-                info["slurm_job"] = str(self._slurm_job)
-            if self._job_started is not None:
-                info["elapsed"] = f"{now - self._job_started:.0f}s"
-            if self._started is not None:
-                info["total_elapsed"] = f"{now - self._started:.0f}s"
-            info["done"] = ",".join(self._done) or "none"
-        if self._skipped:
-            info["skipped"] = "; ".join(f"{k}: {v}" for k, v in sorted(self._skipped.items()))
-        if self._failed:
-            info["failed"] = "; ".join(f"{k}: {v}" for k, v in sorted(self._failed.items()))
-        if self._last is not None:
-            info["labels"] = str(len(self._last.labels))
-            info["fingerprint"] = self._last.fingerprint[:12]
-        return info
+        last = self._last
+        return BenchmarkStatistics(
+            **self.common_statistics(),
+            state=self._state,
+            mode=self._settings.mode,
+            benchmark=self._benchmark,
+            step=self._step,
+            slurm_job=self._slurm_job,
+            job_elapsed_seconds=now - self._job_started if self._job_started is not None else None,
+            total_elapsed_seconds=now - self._started if self._started is not None else None,
+            done=tuple(self._done),
+            skipped=tuple(sorted(self._skipped.items())),
+            failed=tuple(sorted(self._failed.items())),
+            labels=len(last.labels) if last is not None else None,
+            fingerprint=last.fingerprint if last is not None else None,
+        )
 
     # --- the work -----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ What it does in the background, for as long as it runs:
   ``eth_blockNumber``; if the chain moved on (or the probe fails) the subscription is dead and is
   rebuilt. Reconnects back off (:class:`runtime.policy.Backoff`).
 - **Checks** ``enableRequestNewJob()`` every ``enable_check_interval`` seconds: ``false`` is logged
-  and shown in :meth:`ChainActor.describe`, never a crash (claiming continues: queued jobs are
+  and shown in its :class:`ChainStatistics`, never a crash (claiming continues: queued jobs are
   still the provider's to run).
 
 Asks (see :mod:`actors.chain.messages`): ``StartClaiming``/``StopClaiming`` are handled one at
@@ -51,13 +51,12 @@ from __future__ import annotations
 import logging
 import random
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import msgspec
 import trio
 
-from actors import metrics
 from actors.chain.abi import Claimed
 from actors.chain.client import MetaSchedulerClient
 from actors.chain.messages import (
@@ -77,11 +76,18 @@ from actors.chain.messages import (
     TransactionOutcome,
 )
 from actors.chain.revert import ChainError, ContractError
-from actors.chain.rpc import HttpRpc, SubscriptionLost, open_ws_rpc
-from actors.chain.transactions import PendingLog, Receipt, SenderSettings, TransactionSender
-from runtime.actor import Actor
+from actors.chain.rpc import HttpRpc, Subscription, SubscriptionLost, WsRpc, open_ws_rpc
+from actors.chain.transactions import (
+    PendingLog,
+    Receipt,
+    SenderSettings,
+    SenderStatistics,
+    TransactionSender,
+)
+from runtime.actor import Actor, ActorStatistics
 from runtime.errors import ActorSystemError, Delivery, ErrorTable, map_exceptions
 from runtime.policy import Backoff
+from runtime.statistics import Outcomes, OutcomeTally
 from runtime.store import Store, StoreError
 
 __all__ = [
@@ -91,6 +97,7 @@ __all__ = [
     "ChainActor",
     "ChainCursor",
     "ChainSettings",
+    "ChainStatistics",
     "ChainValueError",
 ]
 
@@ -135,6 +142,50 @@ class ChainValueError(ChainError):
     delivery: ClassVar[Delivery] = Delivery.MAY_HAVE_TAKEN_EFFECT
 
 
+class ChainStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """The chain actor now: its subscription, cursor, claims and transactions."""
+
+    provider: str
+    """The wallet's lowercase address."""
+    connection: str
+    """The listener in words: ``subscribed to <url>``, ``connecting to <url>``,
+    ``down (<reason>); polling``, ``polling (no WebSocket configured)``."""
+    subscribed: bool
+    """The WebSocket subscription to heads and claim logs is up."""
+    head_block: int | None
+    cursor_block: int | None
+    """The last block whose claim logs are handled (None before the first catch-up)."""
+    saved_cursor_block: int | None
+    claiming: bool
+    enable_request_new_job: bool | None
+    """The meta-scheduler's ``enableRequestNewJob()`` when last read (None: not read yet)."""
+    claims_sent: int
+    claims_delivered: int
+    """Claims ``"jobs"`` has taken (stored)."""
+    claims_undelivered: int
+    claims: tuple[Outcomes, ...]
+    """Claim transactions by queue (``job``, ``cancelling``, ``top_up``) and outcome
+    (``claimed``, ``empty``: the queue was empty, ``failed``)."""
+    transactions: SenderStatistics
+
+    def facts(self) -> dict[str, str]:
+        sender = self.transactions
+        enabled = self.enable_request_new_job
+        return {
+            "provider": self.provider,
+            "connection": self.connection,
+            "cursor_block": str(self.cursor_block) if self.cursor_block is not None else "-",
+            "head_block": str(self.head_block) if self.head_block is not None else "-",
+            "claiming": "on" if self.claiming else "off",
+            "enableRequestNewJob": "unknown" if enabled is None else str(enabled).lower(),
+            "pending_transactions": str(sender.in_flight),
+            "transactions": f"sent {sender.sent}, resent {sender.resent}, mined {sender.mined}, "
+            f"reverted {sender.reverted}, replayed {sender.replayed}, filled {sender.filled}",
+            "claims": f"sent {self.claims_sent}, delivered {self.claims_delivered}, "
+            f"undelivered {self.claims_undelivered}",
+        }
+
+
 ASK_ERRORS: Final[ErrorTable] = {ValueError: ChainValueError}
 """What an ask raises besides the adapter's own errors: the client's ``ValueError`` (the ABI
 encoders' and :func:`actors.grid.job_id`'s) becomes ours, so askers catch ``ChainError`` alone."""
@@ -170,7 +221,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         self._store = store
         self._jobs_name = jobs_name
         self._rng = random.Random()
-        # state shown by describe()
+        # state shown by statistics()
         self._connection = "starting"
         self._cursor: int | None = None
         self._saved_cursor: int | None = None
@@ -180,6 +231,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         self._enabled: bool | None = None
         self._claims_sent = 0
         self._delivered = 0
+        self._claim_outcomes = OutcomeTally()
         # plumbing
         self._wake = trio.Event()
         self._claim_lock = trio.Lock()
@@ -215,22 +267,26 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         self._claiming = False
         await self._save_cursor()
 
-    def describe(self) -> dict[str, str]:
-        stats = self._sender.statistics()
-        enabled = {None: "unknown", True: "true", False: "false"}[self._enabled]
-        return {
-            "provider": self.provider,
-            "connection": self._connection,
-            "cursor_block": str(self._cursor) if self._cursor is not None else "-",
-            "head_block": str(self._head) if self._head is not None else "-",
-            "claiming": "on" if self._claiming else "off",
-            "enableRequestNewJob": enabled,
-            "pending_transactions": str(stats.in_flight),
-            "transactions": f"sent {stats.sent}, resent {stats.resent}, mined {stats.mined}, "
-            f"reverted {stats.reverted}, replayed {stats.replayed}, filled {stats.filled}",
-            "claims": f"sent {self._claims_sent}, delivered {self._delivered}, "
-            f"undelivered {len(self._outbox)}",
-        }
+    def statistics(self) -> ChainStatistics:
+        return ChainStatistics(
+            **self.common_statistics(),
+            provider=self.provider,
+            connection=self._connection,
+            subscribed=self._subscribed(),
+            head_block=self._head,
+            cursor_block=self._cursor,
+            saved_cursor_block=self._saved_cursor,
+            claiming=self._claiming,
+            enable_request_new_job=self._enabled,
+            claims_sent=self._claims_sent,
+            claims_delivered=self._delivered,
+            claims_undelivered=len(self._outbox),
+            claims=self._claim_outcomes.snapshot(),
+            transactions=self._sender.statistics(),
+        )
+
+    def _subscribed(self) -> bool:
+        return self._connection.startswith("subscribed")
 
     # --- asks ----------------------------------------------------------------------------------
 
@@ -281,9 +337,9 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             return await client.approval()
         raise TypeError(f"ChainActor cannot handle {type(message).__name__}")
 
-    async def _outcome(self, transaction: Any) -> TransactionOutcome:
+    async def _outcome(self, transaction: Awaitable[Receipt]) -> TransactionOutcome:
         try:
-            receipt: Receipt = await transaction
+            receipt = await transaction
         except ContractError as error:
             if error.name == "SameStatusError":
                 return Applied(tx_hash=error.tx_hash, already=True)
@@ -419,7 +475,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
                 reason = f"{type(exc).__name__}: {exc}"
             else:
                 reason = "closed"
-            attempt = 1 if self._connection.startswith("subscribed") else attempt + 1
+            attempt = 1 if self._subscribed() else attempt + 1
             self._connection = f"down ({reason}); polling"
             log.warning("chain: subscription lost (%s); reconnecting", reason)
             await trio.sleep(self.settings.reconnect.delay(attempt, self._rng))
@@ -437,20 +493,20 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             lost: list[ChainError] = []
             async with trio.open_nursery() as nursery:
 
-                async def guard(task: Any, *args: Any) -> None:
+                async def guard(task: Callable[[], Awaitable[None]]) -> None:
                     try:
-                        await task(*args)
+                        await task()
                     except ChainError as exc:
                         lost.append(exc)
                         nursery.cancel_scope.cancel()
 
-                nursery.start_soon(guard, self._consume_heads, heads)
-                nursery.start_soon(guard, self._consume_logs, logs)
-                nursery.start_soon(guard, self._watch_heads, ws)
+                nursery.start_soon(guard, lambda: self._consume_heads(heads))
+                nursery.start_soon(guard, lambda: self._consume_logs(logs))
+                nursery.start_soon(guard, lambda: self._watch_heads(ws))
             if lost:
                 raise lost[0]
 
-    async def _consume_heads(self, heads: Any) -> None:
+    async def _consume_heads(self, heads: Subscription) -> None:
         async for head in heads:
             number = int(str(head.get("number", "0x0")), 16)
             self._head = number
@@ -460,12 +516,12 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             self._advance_cursor(number - 1)
             self._wake.set()
 
-    async def _consume_logs(self, logs: Any) -> None:
+    async def _consume_logs(self, logs: Subscription) -> None:
         async for raw in logs:
             if isinstance(raw, dict):
                 self._accept_logs([raw])
 
-    async def _watch_heads(self, ws: Any) -> None:
+    async def _watch_heads(self, ws: WsRpc) -> None:
         """A subscription that stopped delivering heads while the chain moves on is dead."""
         timeout = self.settings.head_timeout
         while True:
@@ -488,7 +544,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             if now >= next_enable_check:
                 next_enable_check = now + self.settings.enable_check_interval
                 await self._check_enabled()
-            if not self._connection.startswith("subscribed"):
+            if not self._subscribed():
                 try:
                     await self._catch_up()
                 except ChainError as exc:
@@ -557,14 +613,14 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             outcome = await self.client.claim(queue)
         except ContractError as error:  # NoJob: someone (a pipelined claim) emptied the queue
             log.debug("chain: claim %s refused: %s", queue, error)
-            metrics.observe_claim(queue, "empty")
+            self._claim_outcomes.add(queue, "empty")
             return False
         except ChainError as exc:  # transport trouble, or the node refused the transaction
             self.note_error(exc)
             log.warning("chain: claim %s failed: %s", queue, exc)
-            metrics.observe_claim(queue, "failed")
+            self._claim_outcomes.add(queue, "failed")
             return False
         self._claims_sent += 1
-        metrics.observe_claim(queue, "claimed")
+        self._claim_outcomes.add(queue, "claimed")
         self._accept_logs(outcome.receipt.logs)
         return True

@@ -69,7 +69,7 @@ from actors.chain.fees import (
 from actors.chain.revert import ChainError, ContractError
 from actors.chain.rpc import HttpRpc, OutcomeUnknown, RequestNotSent, RpcError
 from config.schema import Chain
-from runtime.statistics import OutcomeTally, Outcomes
+from runtime.statistics import Outcomes, OutcomeTally
 
 __all__ = [
     "DynamicFees",  # these two from actors.chain.fees: the fees of a PendingTransaction

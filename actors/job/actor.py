@@ -38,7 +38,7 @@ import msgspec
 import trio
 
 from actors.callbacks import REPORTS_BOX, ReceivedReport, report_key
-from actors.grid import ReportedStatus
+from actors.grid import JobStatus, ReportedStatus
 from actors.job.evidence import Accept, Wait, check_report, needs_check
 from actors.job.machine import (
     CancelInSlurm,
@@ -60,7 +60,7 @@ from actors.job.machine import (
     transition,
 )
 from actors.slurm.messages import SlurmError, SlurmJob
-from runtime.actor import Actor
+from runtime.actor import Actor, ActorStatistics
 from runtime.errors import ActorSystemError
 from runtime.logs import bind
 from runtime.store import Store
@@ -71,6 +71,7 @@ __all__ = [
     "JobActor",
     "JobMessage",
     "JobPorts",
+    "JobStatistics",
     "Recovered",
     "Requested",
     "Resume",
@@ -140,6 +141,26 @@ class JobPorts(Protocol):
         """Release kept connections (called when the jobs subtree stops)."""
 
 
+class JobStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """One job's actor now: where its job is (``job_phase`` None while its record loads)."""
+
+    job_id: str
+    job_phase: Phase | None
+    slurm_job_id: int | None
+    sending: JobStatus | None
+    """The status being written on chain, if one is."""
+
+    def facts(self) -> dict[str, str]:
+        if self.job_phase is None:
+            return {"phase": "loading"}
+        facts = {"phase": self.job_phase.value}
+        if self.slurm_job_id is not None:
+            facts["slurm"] = str(self.slurm_job_id)
+        if self.sending is not None:
+            facts["sending"] = self.sending.name
+        return facts
+
+
 class JobActor(Actor[JobMessage, None]):
     """The lifecycle of one job. Its record must be in the store before it starts."""
 
@@ -157,16 +178,15 @@ class JobActor(Actor[JobMessage, None]):
     def job(self) -> Job | None:
         return self._job
 
-    def describe(self) -> dict[str, str]:
+    def statistics(self) -> JobStatistics:
         job = self._job
-        if job is None:
-            return {"phase": "loading"}
-        info = {"phase": job.phase.value}
-        if job.slurm_job_id is not None:
-            info["slurm"] = str(job.slurm_job_id)
-        if job.sending is not None:
-            info["sending"] = job.sending.status.name
-        return info
+        return JobStatistics(
+            **self.common_statistics(),
+            job_id=self._job_id,
+            job_phase=job.phase if job is not None else None,
+            slurm_job_id=job.slurm_job_id if job is not None else None,
+            sending=job.sending.status if job is not None and job.sending is not None else None,
+        )
 
     async def started(self) -> None:
         job = await self._store.get(JOBS_NAMESPACE, self._job_id, Job)

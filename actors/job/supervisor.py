@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable
 
 import msgspec
-import trio
 
 from actors.grid import ClaimedCancel, ClaimedJob, ClaimedTopUp, ReportedStatus
 from actors.job.actor import (
@@ -38,13 +37,20 @@ from actors.job.actor import (
     job_actor_name,
 )
 from actors.job.machine import CancelRequested, Event, Job, Phase, TopUpRequested, new_job
-from runtime.actor import Actor
+from runtime.actor import Actor, ActorStatistics
 from runtime.errors import ActorNotFound, ActorStopped, NameTaken
 from runtime.policy import Backoff, Restart, RestartIntensity, Strategy
 from runtime.store import Store
 from runtime.supervisor import ChildSpec, Supervisor
 
-__all__ = ["DISPATCHER_NAME", "Accepted", "JobsDispatcher", "Reconcile", "jobs_supervisor"]
+__all__ = [
+    "DISPATCHER_NAME",
+    "Accepted",
+    "DispatcherStatistics",
+    "JobsDispatcher",
+    "Reconcile",
+    "jobs_supervisor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,12 @@ class Accepted(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
+class DispatcherStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """The dispatcher now: how many job actors run beside it."""
+
+    jobs: int
+
+
 class JobsDispatcher(Actor[DispatchMessage, Accepted]):
     """Routes grid events to job actors, starting them as needed (see the module docstring)."""
 
@@ -81,8 +93,9 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         self._ports = ports
         self._supervisor = supervisor
 
-    def describe(self) -> dict[str, str]:
-        return {"jobs": str(max(0, self._supervisor.count_children().active - 1))}
+    def statistics(self) -> DispatcherStatistics:
+        jobs = max(0, self._supervisor.count_children().active - 1)
+        return DispatcherStatistics(**self.common_statistics(), jobs=jobs)
 
     async def started(self) -> None:
         # The subtree only takes dynamic children once it runs, which is after this (its first
@@ -90,10 +103,10 @@ class JobsDispatcher(Actor[DispatchMessage, Accepted]):
         self.spawn(self._resume_unsettled)
 
     async def _resume_unsettled(self) -> None:
-        while True:  # the runtime has no event for "running": look again shortly
-            if self._supervisor.statistics().phase != "starting":
-                break
-            await trio.sleep(0.01)
+        try:
+            await self._supervisor.wait_running()
+        except ActorStopped:
+            return  # the subtree stops before it ran: nothing to resume into
         unsettled = [
             job_id
             for job_id, job in await self._store.items(JOBS_NAMESPACE, Job)

@@ -12,10 +12,10 @@ actor, at most ``max_in_flight`` at once; beyond that the mailbox applies backpr
 write ``reply = await slurm.ask(SubmitJob(...), timeout=...)`` (directly or through an ``ActorRef``)
 and get the reply value, or the request's own :class:`~actors.slurm.messages.SlurmError`
 (``CommandLost``, ``SshUnavailable``, ...) raised in *their* task: ``SlurmError`` is the actor's
-``answered_errors``, so it is noted in ``statistics()`` and ``slurm_statistics().last_error`` and
-never crashes the actor: the pool behind it stays warm. Any other exception is a bug: it crashes
-the actor, and every asker waiting gets ``ActorCrashed``. The ``ask`` overloads only type the
-reply of each request for callers holding the actor itself.
+``answered_errors``, so it is noted in ``statistics()`` (``last_error``, and its text as
+``slurm_error``) and never crashes the actor: the pool behind it stays warm. Any other exception
+is a bug: it crashes the actor, and every asker waiting gets ``ActorCrashed``. The ``ask``
+overloads only type the reply of each request for callers holding the actor itself.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ from actors.slurm.messages import (
     TimeLimitNotRaised,
     TimeLimitRaised,
 )
-from actors.slurm.ssh import CommandResult, SshPool, SshSettings
-from runtime.actor import DEFAULT_ASK_TIMEOUT, Actor
+from actors.slurm.ssh import CommandResult, ConnectionStatus, SshPool, SshSettings
+from runtime.actor import DEFAULT_ASK_TIMEOUT, Actor, ActorStatistics
+from runtime.statistics import Outcomes
 
 __all__ = ["SlurmActor", "SlurmStatistics", "default_customer_user"]
 
@@ -71,15 +72,38 @@ def default_customer_user(customer: str) -> str:
     return address(customer)
 
 
-class SlurmStatistics(msgspec.Struct, frozen=True):
-    in_flight: int
+class SlurmStatistics(ActorStatistics, frozen=True, kw_only=True):
+    """The SLURM actor now: its submissions, its connections and the commands they ran
+    (``in_flight``, of the common part, counts the requests being served)."""
+
+    partition: str
     submitted: int
     refused: int
     lost: int
+    """Submissions whose outcome is unknown (the command was lost on its way)."""
     submit_seconds_last: float
     submit_seconds_mean: float
     sacct_available: bool | None
-    last_error: str
+    """Whether SLURM accounting answers (None: not asked yet)."""
+    slurm_error: str
+    """The last SLURM-side error, in SLURM's words ("" if none)."""
+    connections: tuple[ConnectionStatus, ...]
+    commands: tuple[Outcomes, ...]
+    """Commands run on the login node, by program and outcome, timed."""
+
+    def facts(self) -> dict[str, str]:
+        connections = " ".join(
+            f"{c.user[:12]}={c.state}({c.channels_in_use})" for c in self.connections
+        )
+        facts = {
+            "partition": self.partition,
+            "in_flight": str(self.in_flight),
+            "submitted": f"{self.submitted} (mean {self.submit_seconds_mean * 1000:.0f} ms)",
+            "connections": connections or "none",
+        }
+        if self.slurm_error:
+            facts["last_error"] = self.slurm_error[:200]
+        return facts
 
 
 class SlurmActor(Actor[SlurmRequest, object]):
@@ -204,7 +228,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     async def handle(self, message: SlurmRequest) -> object:
         """Run ``message``'s work (in its own task: the runtime serves asks concurrently).
-        Its :class:`SlurmError` is the asker's answer, and kept for ``slurm_statistics()``."""
+        Its :class:`SlurmError` is the asker's answer, and kept for ``statistics()``."""
         try:
             return await self._answer(message)
         except SlurmError as error:
@@ -328,7 +352,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     async def submit(self, request: SubmitJob) -> JobSubmitted | SubmissionRefused:
         """Validate, then ``sbatch`` as the customer's user with the script on stdin (counted in
-        ``slurm_statistics()``)."""
+        ``statistics()``)."""
         refused = self._prepare(request)
         if isinstance(refused, SubmissionRefused):
             self._refused += 1
@@ -567,32 +591,20 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     # --- observing --------------------------------------------------------------------------
 
-    def slurm_statistics(self) -> SlurmStatistics:
+    def statistics(self) -> SlurmStatistics:
         return SlurmStatistics(
-            in_flight=self.statistics().in_flight,
+            **self.common_statistics(),
+            partition=self._partition,
             submitted=self._submitted,
             refused=self._refused,
             lost=self._lost,
             submit_seconds_last=self._submit_last,
             submit_seconds_mean=self._submit_total / self._submitted if self._submitted else 0.0,
             sacct_available=self._accounting,
-            last_error=self._slurm_error,
+            slurm_error=self._slurm_error,
+            connections=tuple(self._pool.statistics()),
+            commands=self._pool.command_statistics(),
         )
-
-    def describe(self) -> dict[str, str]:
-        connections = " ".join(
-            f"{c.user[:12]}={c.state}({c.channels_in_use})" for c in self._pool.statistics()
-        )
-        stats = self.slurm_statistics()
-        facts = {
-            "partition": self._partition,
-            "in_flight": str(stats.in_flight),
-            "submitted": f"{stats.submitted} (mean {stats.submit_seconds_mean * 1000:.0f} ms)",
-            "connections": connections or "none",
-        }
-        if stats.last_error:
-            facts["last_error"] = stats.last_error[:200]
-        return facts
 
 
 def _check(result: CommandResult, what: str) -> None:

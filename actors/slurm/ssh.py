@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import functools
 import math
+import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -51,16 +52,17 @@ import msgspec
 import trio
 import trio_asyncio
 
-from actors import metrics
 from actors.slurm.messages import CommandLost, SshUnavailable
 from runtime.errors import ErrorTable, map_exceptions
 from runtime.policy import Backoff
+from runtime.statistics import Outcomes, OutcomeTally
 
 __all__ = [
     "CommandResult",
     "ConnectionStatus",
     "SshPool",
     "SshSettings",
+    "command_name",
     "connect_errors",
     "run_errors",
     "start_errors",
@@ -100,8 +102,18 @@ class SshSettings(msgspec.Struct, frozen=True):
     backoff: Backoff = Backoff(initial=0.5, maximum=30.0)
 
 
+def command_name(command_line: str) -> str:
+    """How a shell command line is counted: the program's base name (``/usr/bin/sbatch ...``
+    -> ``sbatch``), so the kinds stay as few as the SLURM commands."""
+    words = command_line.split(None, 1)
+    if not words:
+        return "empty"
+    program = os.path.basename(words[0].strip("'\""))
+    return program[:32] or "unknown"
+
+
 class ConnectionStatus(msgspec.Struct, frozen=True):
-    """One user's connection, for ``describe()`` and statistics."""
+    """One user's connection, for the SLURM actor's statistics."""
 
     user: str
     state: str  # "connected", "connecting", "closed", "backing-off"
@@ -199,6 +211,7 @@ class SshPool:
         self._rng = rng or random.Random()
         self._links: dict[str, _Link] = {}
         self._connecting = trio.Semaphore(settings.max_connecting)
+        self._commands = OutcomeTally()
 
     # --- running commands ---------------------------------------------------------------------
 
@@ -214,7 +227,7 @@ class SshPool:
 
         Raises :class:`SshUnavailable` (never started) or :class:`CommandLost` (may have run).
         """
-        # metrics hook (issue 7): count every command by outcome and time it.
+        # every command is counted by program and outcome, and timed (command_statistics())
         started = trio.current_time()
         outcome = "lost"
         try:
@@ -225,7 +238,7 @@ class SshPool:
             outcome = "unavailable"
             raise
         finally:
-            metrics.observe_ssh_command(command, outcome, trio.current_time() - started)
+            self._commands.add(command_name(command), outcome, trio.current_time() - started)
 
     async def _run(
         self,
@@ -392,6 +405,11 @@ class SshPool:
             conn, link.conn = link.conn, None
             if conn is not None:
                 await _close(conn)
+
+    def command_statistics(self) -> tuple[Outcomes, ...]:
+        """Commands run by program and outcome (``ok``, ``exit_nonzero``, ``lost``,
+        ``unavailable``), timed including any connection set-up."""
+        return self._commands.snapshot()
 
     def statistics(self) -> list[ConnectionStatus]:
         now = trio.current_time()

@@ -30,7 +30,7 @@ import trio
 import trio_asyncio
 import yaml
 
-from actors.benchmark.actor import BenchmarkActor
+from actors.benchmark.actor import BenchmarkActor, BenchmarkStatistics
 from actors.benchmark.messages import STORE_KEY, STORE_NAMESPACE, BenchmarkRecord, Measure, Measured
 from actors.benchmark.plan import job_name
 from actors.benchmark.settings import BenchmarkSettings, settings_from_config
@@ -125,7 +125,8 @@ async def test_single_node_mode_measures_one_node_and_stores_the_results(
     assert record is not None and record.fingerprint == measured.fingerprint
     again: Measured = await benchmark.ask(Measure(tuple(nodes)), timeout=60)
     assert (again.ran, again.source, again.labels) == (False, "re-used", measured.labels)
-    assert benchmark.resolve_nowait().describe()["state"] == "re-used"
+    stats = benchmark.resolve_nowait().statistics()
+    assert isinstance(stats, BenchmarkStatistics) and stats.state == "re-used"
 
 
 async def test_disabled_mode_runs_nothing_and_reuses_registered_labels(

@@ -212,7 +212,7 @@ def test_status(supervisor: BinarySupervisor, finished_job: str) -> None:
     assert status["registration"]["state"] == "claiming"
     assert status["registration"]["approval"] == "approved"
     assert status["chain"]["connection"].startswith("subscribed")
-    assert status["chain"]["claiming"] == "on"
+    assert status["chain"]["claiming"] is True
     assert isinstance(status["chain"]["saved_cursor_block"], int)
     assert status["slurm"]["healthy"] is True
     assert status["jobs"]["by_phase"]["DONE"] >= 1

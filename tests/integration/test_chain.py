@@ -294,7 +294,7 @@ async def run_actor(
 
 
 async def wait_until(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll ``predicate`` (facts shown by ``describe()``; no event to wait on) until it holds."""
+    """Poll ``predicate`` (a record's facts; no event to wait on) until it holds."""
     with trio.fail_after(within):
         while not predicate():  # noqa: ASYNC110
             await trio.sleep(0.02)
@@ -745,9 +745,9 @@ async def test_the_actor_claims_event_driven_and_tells_jobs(
     await in_thread(approve_provider, node, grid)
     running: Running = await run_actor(ws_url=ws_url(node))  # poll every 60 s: heads drive it
     chain, jobs = running.chain, running.jobs
-    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"))
+    await wait_until(lambda: chain.statistics().subscribed)
     assert await chain.ask(StartClaiming()) is not None
-    assert chain.describe()["claiming"] == "on"
+    assert chain.statistics().claiming
     assert await chain.ask(ProviderApproval()) is Approval.APPROVED
 
     began = trio.current_time()
@@ -775,8 +775,8 @@ async def test_the_actor_claims_event_driven_and_tells_jobs(
     assert provider is not None and provider.labels == LABELS  # type: ignore[union-attr]
 
     assert await chain.ask(StopClaiming()) is not None
-    assert chain.describe()["claiming"] == "off"
-    await wait_until(lambda: chain.describe()["cursor_block"] != "-")
+    assert not chain.statistics().claiming
+    await wait_until(lambda: chain.statistics().cursor_block is not None)
     await trio.sleep(0.2)  # one save interval
     saved = await store.get("chain", "cursor", ChainCursor)
     assert saved is not None and saved.block >= claimed.block_number - 1
@@ -815,7 +815,7 @@ async def test_enable_request_new_job_false_is_shown_not_fatal(
         market.set_enable_request_new_job, node.rpc_url, grid, admin_key=KEYS[ADMIN], enable=False
     )
     running = await run_actor(ws_url=None, settings=FAST)
-    await wait_until(lambda: running.chain.describe()["enableRequestNewJob"] == "false")
+    await wait_until(lambda: running.chain.statistics().enable_request_new_job is False)
     assert running.chain.statistics().phase == "running"
 
 
@@ -832,7 +832,7 @@ async def test_the_fallback_poll_claims_without_a_subscription(
     (job,) = await in_thread(queue_jobs, node, grid, 1)
     (claimed,) = await running.jobs.wait_for(1, within=5)
     assert isinstance(claimed, ClaimedJob) and claimed.job_id == job
-    assert running.chain.describe()["connection"].startswith(("down", "connecting"))
+    assert running.chain.statistics().connection.startswith(("down", "connecting"))
 
 
 async def test_backfill_after_the_websocket_drops_catches_a_missed_claim(
@@ -842,9 +842,9 @@ async def test_backfill_after_the_websocket_drops_catches_a_missed_claim(
     (job,) = await in_thread(queue_jobs, node, grid, 1)
     running = await run_actor(ws_url=f"ws://127.0.0.1:{proxy.port}")  # not claiming itself
     chain = running.chain
-    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"))
+    await wait_until(lambda: chain.statistics().subscribed)
     await proxy.cut()
-    await wait_until(lambda: chain.describe()["connection"].startswith("down"))
+    await wait_until(lambda: chain.statistics().connection.startswith("down"))
     # another process with the provider key claims while we are disconnected
     claimed = await in_thread(
         market.claim_next_job, node.rpc_url, grid, provider_key=KEYS[PROVIDER]
@@ -868,26 +868,26 @@ async def test_after_a_reconnection_the_actor_sends_again_what_the_chain_forgot(
     is down (as an anvil restarted from an older dump does): once reconnected, the actor sends
     the very same transaction again and moves its cursor back to the chain's head."""
     chain = (await run_actor(ws_url=f"ws://127.0.0.1:{proxy.port}")).chain
-    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"))
+    await wait_until(lambda: chain.statistics().subscribed)
     snapshot = rpc(node, "evm_snapshot")
     assert isinstance(await chain.ask(Register(HARDWARE, PRICES, LABELS)), Applied)
     assert await chain.ask(ProviderApproval()) is Approval.WAITING
     rpc(node, "evm_mine")  # a head past the registration: the cursor follows it
     await wait_until(
-        lambda: int(chain.describe()["cursor_block"]) >= int(rpc(node, "eth_blockNumber"), 16) - 1
+        lambda: (chain.statistics().cursor_block or 0) >= int(rpc(node, "eth_blockNumber"), 16) - 1
     )
-    cursor_before = int(chain.describe()["cursor_block"])
+    cursor_before = chain.statistics().cursor_block or 0
     await proxy.cut()
-    await wait_until(lambda: chain.describe()["connection"].startswith("down"))
+    await wait_until(lambda: chain.statistics().connection.startswith("down"))
     assert rpc(node, "evm_revert", snapshot) is True
     assert await chain.ask(ProviderApproval()) is Approval.UNKNOWN  # forgotten
     proxy.restore()
-    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"))
-    await wait_until(lambda: "replayed 1," in chain.describe()["transactions"])
+    await wait_until(lambda: chain.statistics().subscribed)
+    await wait_until(lambda: chain.statistics().transactions.replayed == 1)
     with trio.fail_after(10):  # registered again, by the same transaction
         while await chain.ask(ProviderApproval()) is not Approval.WAITING:  # noqa: ASYNC110
             await trio.sleep(0.05)
-    assert int(chain.describe()["cursor_block"]) < cursor_before
+    assert (chain.statistics().cursor_block or 0) < cursor_before
 
 
 async def test_a_dead_subscription_is_detected_and_rebuilt(
@@ -902,13 +902,13 @@ async def test_a_dead_subscription_is_detected_and_rebuilt(
     )
     running = await run_actor(ws_url=f"ws://127.0.0.1:{proxy.port}", settings=settings)
     chain = running.chain
-    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"))
+    await wait_until(lambda: chain.statistics().subscribed)
     await chain.ask(StartClaiming())
     proxy.blackhole()  # the socket stays open but nothing arrives any more
     rpc(node, "evm_mine")  # the chain moves on
-    await wait_until(lambda: chain.describe()["connection"].startswith("down"), within=5)
+    await wait_until(lambda: chain.statistics().connection.startswith("down"), within=5)
     proxy.restore()
-    await wait_until(lambda: chain.describe()["connection"].startswith("subscribed"), within=5)
+    await wait_until(lambda: chain.statistics().subscribed, within=5)
     (job,) = await in_thread(queue_jobs, node, grid, 1)
     (claimed,) = await running.jobs.wait_for(1, within=5)
     assert claimed.job_id == job
@@ -922,7 +922,7 @@ async def test_a_queued_burst_is_claimed_whole_and_once(
     await in_thread(approve_provider, node, grid)
     ids = await queue_jobs_fast(node, grid, count)
     running = await run_actor(ws_url=ws_url(node))
-    await wait_until(lambda: running.chain.describe()["connection"].startswith("subscribed"))
+    await wait_until(lambda: running.chain.statistics().subscribed)
     await running.chain.ask(StartClaiming())
     received = await running.jobs.wait_for(count, within=60)
     assert sorted(c.job_id for c in received) == sorted(ids)  # every one, none twice

@@ -383,8 +383,7 @@ async def test_health_check(slurm: SlurmActor) -> None:
     health = await slurm.ask(HealthCheck(), timeout=15)
     assert health.ok, health
     assert "UP" in health.detail
-    facts = slurm.describe()
-    assert "root=connected" in facts["connections"]
+    assert "root=connected" in slurm.statistics().facts()["connections"]
 
 
 # --- SSH failures --------------------------------------------------------------------------------
@@ -456,7 +455,7 @@ async def test_ssh_errors_reach_the_asker_and_the_actor_keeps_running(
         assert not health.ok
         assert "unavailable" in health.detail
         assert actor.statistics().phase == "running"
-        assert "unavailable" in actor.describe()["last_error"]
+        assert "unavailable" in actor.statistics().slurm_error
         actor.request_stop()
 
 
@@ -518,7 +517,7 @@ async def test_sixty_parallel_submissions_share_the_pool_and_each_gets_its_own_j
         for _ in range(burst):
             nursery.start_soon(one)
     assert len(set(ids)) == burst
-    assert slurm.slurm_statistics().in_flight == 0
+    assert slurm.statistics().in_flight == 0
     async with trio.open_nursery() as nursery:  # leave no queue behind for other tests
         for slurm_job_id in ids:
             nursery.start_soon(slurm.cancel, Cancel(slurm_job_id=slurm_job_id))
@@ -545,7 +544,7 @@ async def test_asks_through_an_actor_ref_run_concurrently_under_a_supervisor(
                 asks.start_soon(lambda: ref.ask(FindJobs(name), timeout=30))
                 asks.start_soon(lambda: ref.ask(JobInfo(reply.slurm_job_id), timeout=30))
             while len(asks.child_tasks) > 0:
-                most = max(most, actor.slurm_statistics().in_flight)
+                most = max(most, actor.statistics().in_flight)
                 await trio.lowlevel.checkpoint()
         assert most >= 10  # many commands in flight at once, not one at a time
         with pytest.raises(AskTimeout):

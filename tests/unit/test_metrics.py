@@ -1,5 +1,5 @@
-"""Prometheus metrics: event counters, the scrape-time collector over a real tree and store, and
-the /metrics endpoint on a real socket."""
+"""Prometheus metrics: event counters from the actors' records, the scrape-time collector over a
+real tree and store, and the /metrics endpoint on a real socket."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from actors.drain import DrainSwitch
 from actors.grid import ClaimedJob, JobDefinition, JobStatus
 from actors.job.actor import JOBS_NAMESPACE
 from actors.job.machine import new_job
+from actors.slurm.ssh import command_name
 from runtime import Actor, ChildSpec, Supervisor
 from runtime.store import open_store
+from tests.statistics_records import Reporting, chain_record, slurm_record
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -40,28 +42,45 @@ class Idle(Actor[object, None]):
 
 
 def test_ssh_command_names_stay_few() -> None:
-    assert metrics.ssh_command_name("/usr/bin/sbatch --parsable --job-name=x") == "sbatch"
-    assert metrics.ssh_command_name("'/opt/slurm/bin/squeue' -h") == "squeue"
-    assert metrics.ssh_command_name("") == "empty"
+    assert command_name("/usr/bin/sbatch --parsable --job-name=x") == "sbatch"
+    assert command_name("'/opt/slurm/bin/squeue' -h") == "squeue"
+    assert command_name("") == "empty"
 
 
-def test_event_counters_and_histograms() -> None:
-    before = parse(generate_latest(metrics.REGISTRY).decode())
-    metrics.observe_transaction("claimNextJob", "mined", 0.2)
-    metrics.observe_transaction("claimNextJob", "refused", 0.01)
-    metrics.observe_claim("job", "claimed")
-    metrics.observe_ssh_command("/usr/bin/sbatch --parsable", "ok", 0.03)
-    after = parse(generate_latest(metrics.REGISTRY).decode())
+async def test_event_counters_and_histograms_come_from_the_actors_records() -> None:
+    root = Supervisor(
+        "root",
+        [
+            ChildSpec("listener", lambda: Reporting("chain-listener", chain_record)),
+            ChildSpec("ssh", lambda: Reporting("login-node", slurm_record)),
+        ],
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(root.run)
+        registry = CollectorRegistry()
+        registry.register(metrics.SupervisorCollector(metrics.MetricsSource(root.registry)))
+        samples = parse(generate_latest(registry).decode())
+        root.request_stop()
 
-    def grew(name: str, **labels: str) -> float:
-        return (sample(after, name, **labels) or 0) - (sample(before, name, **labels) or 0)
+    def value(name: str, **labels: str) -> float | None:
+        return sample(samples, name, **labels)
 
-    assert grew("grid_chain_transactions_total", function="claimNextJob", outcome="mined") == 1
-    assert grew("grid_chain_transactions_total", function="claimNextJob", outcome="refused") == 1
-    assert grew("grid_chain_transaction_seconds_count", function="claimNextJob") == 2
-    assert grew("grid_claims_total", queue="job", outcome="claimed") == 1
-    assert grew("grid_ssh_commands_total", command="sbatch", outcome="ok") == 1
-    assert grew("grid_ssh_command_seconds_bucket", command="sbatch", le="0.05") == 1
+    assert value("grid_chain_transactions_total", function="claimNextJob", outcome="mined") == 1
+    assert value("grid_chain_transactions_total", function="claimNextJob", outcome="refused") == 1
+    assert value("grid_chain_transaction_seconds_count", function="claimNextJob") == 2
+    assert value("grid_chain_transaction_seconds_bucket", function="claimNextJob", le="0.1") == 1
+    assert value("grid_claims_total", queue="job", outcome="claimed") == 2
+    assert value("grid_claims_total", queue="top_up", outcome="empty") == 1
+    assert value("grid_ssh_commands_total", command="sbatch", outcome="ok") == 1
+    assert value("grid_ssh_commands_total", command="squeue", outcome="lost") == 1
+    assert value("grid_ssh_command_seconds_bucket", command="sbatch", le="0.05") == 1
+    assert value("grid_ssh_command_seconds_bucket", command="squeue", le="30") == 0
+    assert value("grid_ssh_command_seconds_bucket", command="squeue", le="+Inf") == 1
+    assert value("grid_chain_head_block") == 812
+    assert value("grid_chain_cursor_block") == 811
+    assert value("grid_chain_transactions_in_flight") == 3
+    assert value("grid_chain_claiming") == 1 and value("grid_chain_subscribed") == 1
+    assert value("grid_actor_up", actor="chain-listener") == 1
 
 
 async def test_collector_reads_the_tree_the_store_and_the_switch(tmp_path: Path) -> None:

@@ -29,17 +29,42 @@ STATUS: dict[str, Any] = {
     "chain": {
         "actor": "running",
         "connection": "subscribed to ws://127.0.0.1:8545",
-        "head_block": "812",
-        "cursor_block": "811",
+        "subscribed": True,
+        "head_block": 812,
+        "cursor_block": 811,
         "saved_cursor_block": 810,
-        "claiming": "off",
-        "transactions": "sent 3, resent 0, mined 3, reverted 0",
-        "pending_transactions": "0",
-        "claims": "sent 1, delivered 1, undelivered 0",
-        "enableRequestNewJob": "false",
+        "claiming": False,
+        "transactions": {
+            "sent": 3,
+            "resent": 0,
+            "mined": 3,
+            "reverted": 0,
+            "replayed": 0,
+            "filled": 0,
+            "in_flight": 0,
+            "functions": [],
+        },
+        "claims_sent": 1,
+        "claims_delivered": 1,
+        "claims_undelivered": 0,
+        "claims": [],
+        "enable_request_new_job": False,
     },
-    "slurm": {"actor": "running", "healthy": False, "detail": "SshUnavailable: refused\x1b[31m"},
-    "callbacks": {"actor": "running", "listen": "127.0.0.1:3000", "tls": "on", "received": "2"},
+    "slurm": {
+        "actor": "running",
+        "healthy": False,
+        "detail": "SshUnavailable: refused\x1b[31m",
+        "partition": "grid",
+        "connections": [{"user": "root", "state": "connected", "channels_in_use": 0}],
+        "slurm_error": "sbatch: Invalid account",
+    },
+    "callbacks": {
+        "actor": "running",
+        "host": "127.0.0.1",
+        "port": 3000,
+        "tls": True,
+        "received": 2,
+    },
     "jobs": {"total": 3, "live": 1, "by_phase": {"RUNNING": 1, "DONE": 2, "CLAIMED": 0}},
     "reports_waiting": {
         "count": 1,
@@ -56,8 +81,13 @@ def test_render_status() -> None:
     assert "DRAINED since" in text
     assert "registration  drained (approved)  approval=approved" in text
     assert "head=812  cursor=811 (saved 810)  claiming=off" in text
+    assert "transactions: sent 3, resent 0, mined 3, reverted 0  in flight=0" in text
+    assert "claims: sent 1, delivered 1, undelivered 0" in text
     assert "enableRequestNewJob false" in text
     assert "UNHEALTHY: SshUnavailable: refused?[31m" in text  # escapes cleaned
+    assert "partition=grid  connections=root=connected(0)" in text
+    assert "last error: sbatch: Invalid account" in text
+    assert "callbacks     127.0.0.1:3000  tls=on  received=2" in text
     assert "1 live of 3: RUNNING=1 DONE=2" in text
     assert f"{JOB} FINISHED (SLURM 4)" in text
     assert "slurm (answered): SshUnavailable: refused" in text
