@@ -1,7 +1,8 @@
 """Chaos: ``kill -9`` the supervisor at random moments while jobs of mixed fates flow through.
 
-``python -m bench chaos [--jobs N] [--kills K] [--seed S] [--window SECONDS]`` (on the testbed,
-under its lock: ``flock /work/notes/testbed.lock .venv/bin/python -m bench chaos``).
+``python -m bench chaos [--jobs N] [--kills K] [--seed S] [--window SECONDS]
+[--reporters scripts|plugins] [--outages N] [--outage-seconds S]`` (on the testbed, under its
+lock: ``flock /work/notes/testbed.lock .venv/bin/python -m bench chaos``).
 
 One ``grid-supervisor run`` process is started on a fresh state folder. ``--jobs`` jobs are
 submitted by the testbed's customers at random moments of the first part of the window, each
@@ -19,12 +20,25 @@ top-up     one credit, sleeps 75 s; the customer tops it up by two     FINISHED
 =========  ==========================================================  ================
 
 Meanwhile the supervisor is killed ``--kills`` times (SIGKILL, at random moments of the window)
-and started again after a random pause of up to 4 s, each time on the same state folder. At the
-end (every job cold on chain; the reporters' spool flushed as a timer would), each job is checked
-against SLURM's own record of it (the completion hook's log line): the chain holds the status the
-grid's completion plugin maps SLURM's end state to, and the fate's expected one; the exit code
-is SLURM's raw wait status; the provider was paid for exactly the whole minutes SLURM says the
-job ran; the job ran exactly once in SLURM; none was PANICKED.
+and started again after a random pause of up to 4 s, each time on the same state folder; and
+stopped ``--outages`` times (SIGTERM, as an operator's maintenance would) and kept down
+``--outage-seconds`` (60) before it starts again. At the end (every job cold on chain; our
+reporters' spool flushed as a timer would), each job is checked against SLURM's own record of it:
+the chain holds the status the grid's completion plugin maps SLURM's end state to, and the fate's
+expected one; the exit code is SLURM's raw wait status; the provider was paid for exactly the
+whole minutes SLURM says the job ran; the job ran exactly once in SLURM; none was PANICKED.
+
+``--reporters`` picks the SLURM-side reporters (the testbed is switched to them for the run, and
+back afterwards): this project's hooks (``scripts``: a report the supervisor misses is spooled
+and sent again), whose completion line in the hook log is SLURM's record; or the operator's real
+C++ plugins (``plugins``: one try per report, so every report sent while the supervisor is down
+is lost, and the end must be recovered from SLURM by the reaper), where SLURM's record is read
+from slurmctld as the run goes (``tests.integration.slurm_record.SlurmLedger``).
+
+The figures: for every job, the delay from its end in SLURM to its final status on chain (the
+block's timestamp); for the jobs whose end the reaper recovered from SLURM (the report lost, or
+not believed without SLURM's word), the same delay; for the jobs that ended while the supervisor
+was down, the delay from its start again (ready to claim) to the chain.
 
 It prints one line per event and a summary; exit status 1 when a job is wrong.
 """
@@ -33,19 +47,25 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
+import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
 
 from actors.grid import JobStatus
-from testbed import market
+from testbed import grid as testbed_grid
+from testbed import market, slurm
 from testbed.env import TestbedEnv
 from testbed.grid import grid_addresses, require_env
+from testbed.layout import Layout
+from tests.integration.slurm_record import SlurmLedger, slurm_ends
 from tests.integration.supervisor_harness import (
     FINAL,
+    Completion,
     Supervisor,
     chain_job,
     flush_spool,
@@ -75,6 +95,38 @@ class Planned(msgspec.Struct):
     acted: bool = False
 
 
+class Spread(msgspec.Struct, frozen=True):
+    """Seconds: how many, median, 95th percentile, largest (all 0 when none)."""
+
+    count: int = 0
+    median: float = 0.0
+    p95: float = 0.0
+    max: float = 0.0
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            return cls()
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        return cls(len(ordered), statistics.median(ordered), p95, ordered[-1])
+
+    def __str__(self) -> str:
+        if not self.count:
+            return "none"
+        return (
+            f"{self.count}: median {self.median:.0f} s, p95 {self.p95:.0f} s, max {self.max:.0f} s"
+        )
+
+
+class Delays(msgspec.Struct, frozen=True):
+    """How long the chain took to settle the jobs (see the module docstring)."""
+
+    end_to_chain: Spread
+    recovered_end_to_chain: Spread
+    down_restart_to_chain: Spread
+
+
 class ChaosResult(msgspec.Struct, frozen=True):
     jobs: int
     kills: int
@@ -82,6 +134,9 @@ class ChaosResult(msgspec.Struct, frozen=True):
     seconds: float
     fates: dict[str, int]
     problems: dict[str, str]
+    reporters: str = "scripts"
+    outages: int = 0
+    delays: Delays | None = None
 
 
 def plan(rng: random.Random, jobs: int, window: float) -> list[Planned]:
@@ -107,6 +162,44 @@ def plan(rng: random.Random, jobs: int, window: float) -> list[Planned]:
     return sorted(planned, key=lambda p: p.at)
 
 
+def recovered_jobs(supervisor_log: str) -> set[str]:
+    """The jobs whose final status the reaper recovered from SLURM (the job actor's
+    ``<job>: recovered <report of a final status>`` lines)."""
+    finals = "|".join(status.name for status in FINAL)
+    report = rf"Report(?:ed)?\([^\n]*?\bstatus=<JobStatus\.({finals})\b"
+    pattern = rf"(0x[0-9a-f]{{64}}): recovered {report}"
+    return {match[0] for match in re.findall(pattern, supervisor_log)}
+
+
+def delays(
+    chain_ends: Mapping[str, int],
+    slurm_ends_at: Mapping[str, int],
+    recovered: set[str],
+    downtimes: Sequence[tuple[float, float]],
+) -> Delays:
+    """The figures of the module docstring, from each job's final status time on chain and its
+    end in SLURM (epoch seconds), the jobs the reaper recovered, and the supervisor's downtimes
+    (epoch seconds from its stop to its being ready again)."""
+    all_delays: list[float] = []
+    recovered_delays: list[float] = []
+    after_restart: list[float] = []
+    for job_id, chain_end in chain_ends.items():
+        ended = slurm_ends_at.get(job_id)
+        if ended is None or chain_end <= 0:
+            continue
+        all_delays.append(chain_end - ended)
+        if job_id in recovered:
+            recovered_delays.append(chain_end - ended)
+        for down, up in downtimes:
+            if down <= ended <= up:
+                after_restart.append(chain_end - up)
+    return Delays(
+        end_to_chain=Spread.of(all_delays),
+        recovered_end_to_chain=Spread.of(recovered_delays),
+        down_restart_to_chain=Spread.of(after_restart),
+    )
+
+
 def run(
     env: TestbedEnv,
     work: Path,
@@ -117,21 +210,39 @@ def run(
     window: float = 90.0,
     settle_timeout: float = 420.0,
     say: Callable[[str], None] = print,
+    reporters: str = "scripts",
+    outages: int = 0,
+    outage_seconds: float = 60.0,
 ) -> ChaosResult:
-    """Run one chaos round (see the module docstring); the supervisor is stopped at the end."""
+    """Run one chaos round (see the module docstring) with the ``reporters`` live on the
+    testbed (the caller switched them); the supervisor is stopped at the end."""
     rng = random.Random(seed)
     planned = plan(rng, jobs, window)
     kill_at = sorted(rng.uniform(3.0, window) for _ in range(kills))
+    outage_at = sorted(rng.uniform(3.0, window) for _ in range(outages))
     supervisor = Supervisor(env, work)
+    ledger = SlurmLedger()
     began = time.monotonic()
     supervisor.start(timeout=90)
     t0 = time.monotonic()
-    killed = restarts = 0
+    killed = restarts = stopped = 0
     restart_at: float | None = None
+    down_since = 0.0
+    downtimes: list[tuple[float, float]] = []
     grid = grid_addresses(env)
+    polled = 0.0
+
+    def look_at_slurm() -> None:
+        """With the plugins, nothing logs an end: keep slurmctld's records as they come."""
+        nonlocal polled
+        if reporters != "scripts" and time.monotonic() - polled >= 2.0:
+            ledger.poll()
+            polled = time.monotonic()
+
     try:
         while True:
             now = time.monotonic() - t0
+            look_at_slurm()
             for job in planned:
                 if not job.job_id and job.at <= now:
                     job.job_id = submit(
@@ -141,13 +252,22 @@ def run(
                     say(f"{now:6.1f} s  submitted {job.fate:8} {job.job_id}")
             if kill_at and kill_at[0] <= now and supervisor.running:
                 kill_at.pop(0)
+                down_since = time.time()
                 supervisor.kill()
                 killed += 1
                 restart_at = now + rng.uniform(0.0, 4.0)
                 say(f"{now:6.1f} s  kill -9 #{killed}")
+            if outage_at and outage_at[0] <= now and supervisor.running:
+                outage_at.pop(0)
+                down_since = time.time()
+                supervisor.stop()
+                stopped += 1
+                restart_at = now + outage_seconds
+                say(f"{now:6.1f} s  stopped #{stopped} for {outage_seconds:g} s")
             if restart_at is not None and restart_at <= now:
                 restart_at = None
                 supervisor.start(timeout=90)
+                downtimes.append((down_since, time.time()))
                 restarts += 1
                 say(f"{time.monotonic() - t0:6.1f} s  restarted")
             for job in planned:
@@ -169,13 +289,14 @@ def run(
                         job.acted = True
                         say(f"{now:6.1f} s  customer: {job.fate} {job.job_id}")
             submitted = all(job.job_id for job in planned)
-            if submitted and not kill_at and restart_at is None:
+            if submitted and not kill_at and not outage_at and restart_at is None:
                 break
             time.sleep(0.3)
         say(f"{time.monotonic() - t0:6.1f} s  no more kills: waiting for every job to end")
         pending_actions = [j for j in planned if j.fate in ("cancel", "top-up") and not j.acted]
         deadline = time.monotonic() + settle_timeout
         while pending_actions and time.monotonic() < deadline:
+            look_at_slurm()
             for job in list(pending_actions):
                 status = chain_job(env, job.job_id).status
                 if status == JobStatus.RUNNING:
@@ -190,15 +311,28 @@ def run(
                 elif status in FINAL:
                     pending_actions.remove(job)
             time.sleep(0.5)
+
+        def all_ended() -> bool:
+            look_at_slurm()
+            return all(chain_job(env, j.job_id).status in FINAL for j in planned)
+
         wait_for(
             "every job to end on chain",
-            lambda: all(chain_job(env, j.job_id).status in FINAL for j in planned),
+            all_ended,
             timeout=max(1.0, deadline - time.monotonic()),
             every=2.0,
         )
-        flush_spool(env)  # as the reporters' timer would; duplicates change nothing
+        if reporters == "scripts":
+            flush_spool(env)  # as the reporters' timer would; duplicates change nothing
         time.sleep(2.0)
-        problems = settlement_problems(env, {j.job_id: FATES[j.fate][1] for j in planned})
+        ends = slurm_ends(env, reporters, ledger)
+        problems = settlement_problems(env, {j.job_id: FATES[j.fate][1] for j in planned}, ends)
+        figures = delays(
+            {j.job_id: chain_job(env, j.job_id).time.end for j in planned},
+            _last_ends(ends),
+            recovered_jobs(supervisor.log.read_text(errors="replace")),
+            downtimes,
+        )
     finally:
         supervisor.stop()
     fates: dict[str, int] = {}
@@ -211,7 +345,14 @@ def run(
         seconds=time.monotonic() - began,
         fates=fates,
         problems=problems,
+        reporters=reporters,
+        outages=stopped,
+        delays=figures,
     )
+
+
+def _last_ends(ends: Mapping[str, list[Completion]]) -> dict[str, int]:
+    return {job_id: runs[-1].end for job_id, runs in ends.items() if runs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,25 +363,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--window", type=float, default=240.0, help="seconds of kills")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--reporters",
+        choices=slurm.REPORTERS,
+        default=slurm.DEFAULT_REPORTERS,
+        help="the SLURM-side reporters: our hooks (scripts) or the operator's real C++ plugins",
+    )
+    parser.add_argument("--outages", type=int, default=0, help="graceful stops kept down")
+    parser.add_argument("--outage-seconds", type=float, default=60.0)
     args = parser.parse_args(list(argv or []))
-    env = require_env()
-    total_jobs = total_kills = 0
+    layout = Layout.from_env()
+    require_env(layout)
+    before = slurm.live_reporters() or slurm.DEFAULT_REPORTERS
+    env = testbed_grid.up(layout, reporters=args.reporters, log=print).env
+    total_jobs = total_kills = total_outages = 0
     failed = False
-    for round_number in range(args.rounds):
-        seed = args.seed + round_number
-        with tempfile.TemporaryDirectory(prefix="grid-chaos-") as folder:
-            result = run(env, Path(folder), jobs=args.jobs, kills=args.kills, seed=seed,
-                         window=args.window, settle_timeout=600.0)  # fmt: skip
-        total_jobs += result.jobs
-        total_kills += result.kills
-        print(
-            f"round {round_number + 1} (seed {seed}): {result.jobs} jobs {result.fates}, "
-            f"{result.kills} kills survived, {result.restarts} restarts, "
-            f"{result.seconds:.0f} s, {len(result.problems)} wrong"
-        )
-        for job_id, problem in result.problems.items():
-            print(f"  WRONG {job_id}: {problem}")
-        failed = failed or bool(result.problems)
-    print(f"total: {total_jobs} jobs checked, {total_kills} kills survived, "
-          f"{'FAILED' if failed else 'every job right'}")  # fmt: skip
+    try:
+        for round_number in range(args.rounds):
+            seed = args.seed + round_number
+            with tempfile.TemporaryDirectory(prefix="grid-chaos-") as folder:
+                result = run(env, Path(folder), jobs=args.jobs, kills=args.kills, seed=seed,
+                             window=args.window, settle_timeout=600.0, reporters=args.reporters,
+                             outages=args.outages, outage_seconds=args.outage_seconds)  # fmt: skip
+            total_jobs += result.jobs
+            total_kills += result.kills
+            total_outages += result.outages
+            print(
+                f"round {round_number + 1} (seed {seed}, reporters {result.reporters}): "
+                f"{result.jobs} jobs {result.fates}, {result.kills} kills and "
+                f"{result.outages} outages survived, {result.restarts} restarts, "
+                f"{result.seconds:.0f} s, {len(result.problems)} wrong"
+            )
+            if result.delays is not None:
+                print(f"  SLURM end to chain, every job: {result.delays.end_to_chain}")
+                print(f"  ... recovered by the reaper: {result.delays.recovered_end_to_chain}")
+                print(
+                    f"  ended while down, restart to chain: {result.delays.down_restart_to_chain}"
+                )
+            for job_id, problem in result.problems.items():
+                print(f"  WRONG {job_id}: {problem}")
+            failed = failed or bool(result.problems)
+    finally:
+        if before != args.reporters:
+            testbed_grid.up(layout, reporters=before, log=print)
+    print(f"total: {total_jobs} jobs checked, {total_kills} kills and {total_outages} outages "
+          f"survived, {'FAILED' if failed else 'every job right'}")  # fmt: skip
     return 1 if failed else 0

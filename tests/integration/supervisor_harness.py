@@ -315,16 +315,20 @@ def chain_status_of(slurm_state: str) -> JobStatus:
 
 
 def settlement_problems(
-    env: TestbedEnv, expected: Mapping[str, JobStatus | None]
+    env: TestbedEnv,
+    expected: Mapping[str, JobStatus | None],
+    ends: Mapping[str, list[Completion]] | None = None,
 ) -> dict[str, str]:
     """Each job whose chain record disagrees with SLURM's own record of its end, and why.
+    SLURM's record is ``ends`` when given (e.g. read from slurmctld when the operator's real
+    plugins report: ``tests.integration.slurm_record``), else the completion hook's lines.
 
     For every job: it ran exactly once in SLURM (one completion line, at most one SLURM job of
     that name); the chain holds the status the completion plugin maps SLURM's end state to (and
     the ``expected`` one, when given), never PANICKED; the exit code is SLURM's raw wait status
     (see :func:`same_exit_code`);
     the provider was paid for exactly the whole minutes SLURM says the job ran."""
-    ends = completions(env)
+    ends = completions(env) if ends is None else ends
     problems: dict[str, str] = {}
     for job_id, fate in expected.items():
         job = chain_job(env, job_id)

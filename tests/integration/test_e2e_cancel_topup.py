@@ -12,6 +12,10 @@ each test follows one of them:
   than its first limit, ends FINISHED instead of OUT_OF_CREDITS;
 - the meta-scheduler oracle panics a running job (``panicJob``): the supervisor finds the job
   cold on chain and ``scancel``s what still runs in SLURM.
+
+The jobs run once with each kind of SLURM-side reporter (``reporters``: this project's hooks,
+then the operator's real C++ plugins); SLURM's own record of each end is the completion hook's
+line or, with the plugins, slurmctld's (``tests.integration.slurm_record``).
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from actors.grid import JobStatus
 from testbed import market
 from testbed.env import TestbedEnv
 from testbed.grid import grid_addresses
+from tests.integration.slurm_record import slurm_ends
 from tests.integration.supervisor_harness import (
     FINAL,
     Supervisor,
     billed_minutes,
-    completions,
     scontrol,
     submit,
     wait_for,
@@ -41,6 +45,7 @@ CREDIT = 10**18
 
 
 class Jobs(msgspec.Struct, frozen=True):
+    reporters: str
     cancelled: str
     topped_up: str
     panicked: str
@@ -48,11 +53,15 @@ class Jobs(msgspec.Struct, frozen=True):
 
 @pytest.fixture(scope="module")
 def jobs(
-    supervisor: Supervisor, testbed_env: TestbedEnv, tmp_path_factory: pytest.TempPathFactory
+    supervisor: Supervisor,
+    testbed_env: TestbedEnv,
+    reporters: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Jobs:
     folder = tmp_path_factory.mktemp("jobs")
     long = "#!/bin/bash\nsleep 600\n"
     return Jobs(
+        reporters=reporters,
         cancelled=submit(testbed_env, folder / "c", long, credits=100, customer=0),
         # one credit buys one minute at the testbed's prices: SLURM's first limit is 1 minute
         topped_up=submit(testbed_env, folder / "t", "#!/bin/bash\nsleep 100\n", credits=1,
@@ -73,7 +82,7 @@ def test_cancelled_job_ends_cancelled_billed_for_the_time_it_ran(
     )
     ended = wait_status(env, jobs.cancelled, FINAL, 90)
     assert ended.status == JobStatus.CANCELLED
-    (completion,) = completions(env)[jobs.cancelled]
+    (completion,) = slurm_ends(env, jobs.reporters)[jobs.cancelled]
     assert completion.state == "CANCELLED"
     assert completion.duration_seconds >= 60
     assert billed_minutes(env, ended) == completion.duration_seconds // 60
@@ -100,7 +109,7 @@ def test_topped_up_job_gets_a_longer_limit_and_finishes(
     )
     ended = wait_status(env, jobs.topped_up, FINAL, 180)
     assert ended.status == JobStatus.FINISHED  # not OUT_OF_CREDITS: the top-up bought the time
-    (completion,) = completions(env)[jobs.topped_up]
+    (completion,) = slurm_ends(env, jobs.reporters)[jobs.topped_up]
     assert completion.state == "COMPLETED" and completion.duration_seconds >= 100
     assert billed_minutes(env, ended) == completion.duration_seconds // 60
 
