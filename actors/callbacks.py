@@ -10,21 +10,30 @@ It serves, on one listen address (TLS when a certificate and key are configured,
   ``authorized_keys`` line, for the login node's ``AuthorizedKeysCommand``.
 - ``grpc.health.v1.Health``: always SERVING while the server runs.
 
+Who may call. With ``allowed_sources`` (the setting ``callbacks.allowedSources``: the CIDRs of
+slurmctld, the login node and the compute nodes), a call from any other address is refused with
+PERMISSION_DENIED before its handler runs, and counted (``source_refused``). The real C++ plugins
+cannot present a secret, so this list is what keeps strangers' reports out. Behind a TLS proxy,
+the peer is the proxy. Each address may then send at most ``peer_rate`` reports a second (bursts
+of ``peer_burst``); beyond, RESOURCE_EXHAUSTED (the reporter keeps the report and retries).
+
 A report is never lost once acknowledged. ``SetJobStatus``:
 
-1. authenticates the reporter (see below) and maps the wire status to the chain's
-   :class:`~actors.grid.JobStatus` (CANCELLING is ignored: answered OK, nothing stored;
-   UNSPECIFIED and PANICKED are refused with INVALID_ARGUMENT, as is a name that is not
-   ``0x`` + 64 hex digits);
-2. **writes the report to the store's durable inbox** (box ``"reports"``, key
-   :func:`report_key`; identical reports share a key, so a repeat is stored once);
-3. answers OK (UNAVAILABLE if the store failed: the reporter then keeps it and retries);
-4. only then tells the actor named ``"jobs"`` the :class:`~actors.grid.ReportedStatus`. A
-   duplicate is not told again. If ``"jobs"`` is not there (not started yet, restarting too
-   long), the report simply stays in the inbox: whoever acts on reports reads
-   ``store.pending("reports", ReceivedReport)`` (or ``ReportedStatus``: the record decodes as
-   one) when it starts, and acks a report
-   (``store.ack("reports", report_key(...))``) once its effect is on chain.
+1. authenticates the reporter (see below) and decodes the wire message into the one shape a
+   report has from then on, :class:`~actors.grid.Report` (:func:`decode_report`; the protobuf
+   message goes no further than this module). CANCELLING is ignored: answered OK, nothing
+   stored; UNSPECIFIED and PANICKED are refused with INVALID_ARGUMENT, as is a name that is not
+   ``0x`` + 64 hex digits;
+2. looks the job up (:class:`~actors.records.JobRecords`): a job this supervisor has no record
+   of is refused with NOT_FOUND **without any write**; a settled job's report (a reporter's late
+   repeat) is answered OK and dropped;
+3. **writes the report to the store's reports inbox** (:class:`~actors.records.ReportInbox`;
+   identical reports share a key, so a repeat is stored once);
+4. answers OK (UNAVAILABLE if the store failed: the reporter then keeps it and retries);
+5. only then tells the actor named ``"jobs"`` that same record (authenticated or not, stamped
+   with when it arrived). A duplicate is not told again. If ``"jobs"`` is not there (not started
+   yet, restarting too long), the report simply stays in the inbox: the job's actor reads it
+   when it starts, and the reaper has it read again when it finds it waiting.
 
 Reporter authentication (the seam for "refuse forgeries"): the C++ plugins send no credentials,
 so by default reports are accepted and recorded with ``authenticated=False``; the job side
@@ -41,9 +50,12 @@ from __future__ import annotations
 
 import base64
 import hmac
+import ipaddress
+import logging
 import re
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
@@ -51,37 +63,41 @@ import msgspec
 import trio
 import trio_asyncio
 from grpclib.const import Status
+from grpclib.events import RecvRequest, listen
+from grpclib.exceptions import GRPCError
 from grpclib.health.service import Health
 from grpclib.server import Server, Stream
 
-from actors.grid import JobStatus, ReportedStatus
+from actors.grid import JobStatus, Report
+from actors.job.machine import Phase
+from actors.records import JobRecords, ReportInbox
 from protos.supervisor.v1alpha1 import job_grpc, job_pb2, ssh_grpc, ssh_pb2
 from runtime.actor import Actor, ActorStatistics
 from runtime.errors import ActorSystemError
+from runtime.rates import KeyedBuckets
 from runtime.store import Store, StoreError
 
 __all__ = [
     "ACTOR_NAME",
-    "REPORTS_BOX",
     "SECRET_METADATA_KEY",
+    "AllowedSources",
     "CallbackServerActor",
     "CallbackSetupError",
     "CallbackStatistics",
     "GetCallbackStatistics",
     "InvalidReport",
-    "ReceivedReport",
     "ReporterRefused",
     "authenticate",
     "authorized_keys_line",
     "chain_status",
-    "received_report",
-    "report_key",
+    "decode_report",
+    "peer_host",
 ]
+
+log = logging.getLogger(__name__)
 
 ACTOR_NAME: Final = "callbacks"
 JOBS_ACTOR: Final = "jobs"
-REPORTS_BOX: Final = "reports"
-"""The store inbox holding received reports until their effect is on chain."""
 
 SECRET_METADATA_KEY: Final = "x-grid-reporter-secret-bin"
 """gRPC metadata key (binary, base64 on the wire) of the reporters' shared secret."""
@@ -91,6 +107,14 @@ FORWARD_WAIT: Final = 10.0
 
 CLOSE_WAIT: Final = 2.0
 """Seconds in-flight handlers get to finish when the server closes."""
+
+PEER_RATE: Final = 50.0
+PEER_BURST: Final = 500.0
+"""Reports per second one address may send (sustained, and in a burst): slurmctld reports every
+job of the cluster from one address, so the burst is a whole cluster's worth of endings."""
+
+LOGGED_REFUSED_SOURCES: Final = 256
+"""Refused addresses named in the log (each once); later ones are only counted."""
 
 _JOB_NAME = re.compile(r"0x[0-9a-fA-F]{64}")
 
@@ -122,29 +146,7 @@ class ReporterRefused(Exception):
     """The reporter failed authentication (answered UNAUTHENTICATED)."""
 
 
-# --- records and messages ----------------------------------------------------------------------
-
-
-class ReceivedReport(msgspec.Struct, frozen=True):
-    """A report as stored in the ``reports`` inbox: the fields of
-    :class:`~actors.grid.ReportedStatus` (so it also decodes as one) plus whether the reporter
-    proved it knows the shared secret."""
-
-    job_id: str
-    slurm_job_id: int
-    status: JobStatus
-    duration_seconds: int = 0
-    exit_code: int = 0
-    authenticated: bool = False
-
-    def reported(self) -> ReportedStatus:
-        return ReportedStatus(
-            job_id=self.job_id,
-            slurm_job_id=self.slurm_job_id,
-            status=self.status,
-            duration_seconds=self.duration_seconds,
-            exit_code=self.exit_code,
-        )
+# --- messages ------------------------------------------------------------------------------------
 
 
 class GetCallbackStatistics(msgspec.Struct, frozen=True):
@@ -158,21 +160,33 @@ class CallbackStatistics(ActorStatistics, frozen=True, kw_only=True):
     host: str
     port: int
     tls: bool
+    sources: str
+    """Who may call: the allowed source networks, or that any address may."""
     received: int
     """Reports stored (new ones)."""
     duplicates: int
     ignored: int
     """CANCELLING reports, answered OK and dropped."""
     refused: int
+    """Reports refused as invalid, unauthenticated, or because the store failed."""
     forwarded: int
     left_for_recovery: int
     """Stored reports ``"jobs"`` did not take; they wait in the inbox."""
+    unknown_job: int = 0
+    """Reports for a job this supervisor has no record of (NOT_FOUND, nothing written)."""
+    settled: int = 0
+    """Reports for a job already settled (answered OK, nothing written)."""
+    rate_limited: int = 0
+    """Reports over their address's rate (RESOURCE_EXHAUSTED)."""
+    source_refused: int = 0
+    """Calls from an address outside ``allowed_sources`` (PERMISSION_DENIED), any service."""
 
     def facts(self) -> dict[str, str]:
         """Where it listens, then only the counts that are not zero."""
         facts = {"listen": f"{self.host}:{self.port}", "tls": "on" if self.tls else "off"}
+        facts["sources"] = self.sources
         for name, text in super().facts().items():
-            if name not in ("host", "port", "tls") and text != "0":
+            if name not in ("host", "port", "tls", "sources") and text != "0":
                 facts[name] = text
         return facts
 
@@ -212,10 +226,11 @@ def authenticate(presented: bytes | None, secret: bytes | None, *, require: bool
     return False
 
 
-def received_report(
-    request: job_pb2.SetJobStatusRequest, *, authenticated: bool
-) -> ReceivedReport | None:
-    """The record for a ``SetJobStatusRequest``; None when it is to be ignored (CANCELLING).
+def decode_report(
+    request: job_pb2.SetJobStatusRequest, *, authenticated: bool, received_at: float
+) -> Report | None:
+    """The :class:`~actors.grid.Report` a ``SetJobStatusRequest`` carries; None when it is to
+    be ignored (CANCELLING).
 
     Raises :class:`InvalidReport` for a name that is not ``0x`` + 64 hex digits or a status
     that cannot be reported.
@@ -226,23 +241,72 @@ def received_report(
     status = chain_status(int(request.status))
     if status is None:
         return None
-    return ReceivedReport(
+    return Report(
         job_id=name.lower(),
         slurm_job_id=int(request.id),
         status=status,
         duration_seconds=int(request.duration),
         exit_code=int(request.exit_code),
         authenticated=authenticated,
+        received_at=received_at,
     )
 
 
-def report_key(report: ReceivedReport | ReportedStatus) -> str:
-    """The inbox key of a report: identical reports (same job, SLURM job, status, duration and
-    exit code) share it; any difference (e.g. a forged duration) gets a key of its own."""
-    return (
-        f"{report.job_id}/{report.slurm_job_id}/{report.status.name.lower()}/"
-        f"{report.duration_seconds}/{report.exit_code}"
-    )
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AllowedSources:
+    """The addresses that may call the callback port: any (``cidrs`` None), or those inside one
+    of ``cidrs`` (``10.0.0.0/24``, ``2001:db8::/64``, ``127.0.0.1``: a bare address is one host).
+    An IPv4 peer seen as IPv6 (``::ffff:10.0.0.5``, on a dual-stack listener) counts as IPv4."""
+
+    __slots__ = ("networks",)
+
+    def __init__(self, cidrs: Sequence[str] | None) -> None:
+        self.networks: tuple[Network, ...] | None = None
+        if cidrs is None:
+            return
+        networks = []
+        for text in cidrs:
+            try:
+                networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
+            except ValueError:
+                raise CallbackSetupError(
+                    f"allowed source {str(text)[:80]!r} is not an address or a CIDR"
+                ) from None
+        self.networks = tuple(networks)
+
+    @property
+    def restricted(self) -> bool:
+        return self.networks is not None
+
+    def allows(self, host: str | None) -> bool:
+        """Whether a peer at ``host`` may call (an unknown or unreadable peer may not, once a
+        list is set)."""
+        if self.networks is None:
+            return True
+        if host is None:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def __str__(self) -> str:
+        if self.networks is None:
+            return "any"
+        return ", ".join(str(network) for network in self.networks) or "none"
+
+
+def peer_host(addr: object) -> str | None:
+    """The host of a transport's ``peername`` (``(host, port)`` or, for IPv6,
+    ``(host, port, flow, scope)``), without an IPv6 zone; None when there is none."""
+    if isinstance(addr, tuple) and addr and isinstance(addr[0], str):
+        return addr[0].split("%", 1)[0]
+    return None
 
 
 def authorized_keys_line(private_key: bytes) -> str:
@@ -279,7 +343,7 @@ def server_tls(cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext 
 class _Answer(msgspec.Struct, frozen=True):
     status: Status
     message: str | None = None
-    forward: ReceivedReport | None = None
+    forward: Report | None = None
 
 
 class _JobAPI(job_grpc.JobAPIBase):
@@ -291,6 +355,12 @@ class _JobAPI(job_grpc.JobAPIBase):
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
+        if not self._actor._admit(peer_host(stream.peer.addr())):
+            await stream.send_trailing_metadata(
+                status=Status.RESOURCE_EXHAUSTED,
+                status_message="too many reports from this address; retry later",
+            )
+            return
         metadata: Mapping[str, Any] = stream.metadata or {}
         presented = metadata.get(SECRET_METADATA_KEY)
         if presented is not None and not isinstance(presented, bytes):
@@ -326,19 +396,25 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
     ``listen_port`` 0 picks a free port (see :attr:`port` once started). ``ssh_private_key`` is
     the supervisor's SSH private key (OpenSSH or PEM bytes); only its public half is served.
     ``reporter_secret`` is the shared secret of our own reporters (None: none configured);
-    ``require_secret`` refuses reports without it (needs a secret).
+    ``require_secret`` refuses reports without it (needs a secret). ``allowed_sources``: the
+    CIDRs that may call (None: any address); ``peer_rate``/``peer_burst``: reports per second
+    one address may send.
     """
 
     __slots__ = (
         "_authorized_keys",
         "_counts",
+        "_inbox",
         "_jobs_name",
         "_listen_host",
+        "_logged_sources",
+        "_peers",
+        "_records",
         "_require_secret",
         "_secret",
         "_server",
+        "_sources",
         "_ssl",
-        "_store",
         "host",
         "port",
     )
@@ -354,6 +430,9 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
         tls_key_file: Path | None = None,
         reporter_secret: bytes | None = None,
         require_secret: bool = False,
+        allowed_sources: Sequence[str] | None = None,
+        peer_rate: float = PEER_RATE,
+        peer_burst: float = PEER_BURST,
         name: str = ACTOR_NAME,
         jobs_name: str = JOBS_ACTOR,
     ) -> None:
@@ -365,13 +444,22 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
         self.port = listen_port
         self._ssl = server_tls(tls_cert_file, tls_key_file)
         self._authorized_keys = authorized_keys_line(ssh_private_key)
-        self._store = store
+        self._records = JobRecords(store)
+        self._inbox = ReportInbox(store)
         self._secret = reporter_secret or None
         self._require_secret = require_secret
+        self._sources = AllowedSources(allowed_sources)
+        self._peers = KeyedBuckets(peer_rate, peer_burst)
+        self._logged_sources: set[str] = set()
         self._jobs_name = jobs_name
         self._server: Server | None = None
         self._counts = dict.fromkeys(
-            ("received", "duplicates", "ignored", "refused", "forwarded", "left_for_recovery"), 0
+            (
+                *("received", "duplicates", "ignored", "refused", "forwarded"),
+                *("left_for_recovery", "unknown_job", "settled", "rate_limited"),
+                "source_refused",
+            ),
+            0,
         )
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -379,6 +467,12 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
     async def started(self) -> None:
         """Listen before the actor reports itself started."""
         server = Server([_JobAPI(self), _SshAPI(self._authorized_keys), Health()])
+        listen(server, RecvRequest, self._check_source)
+        if not self._sources.restricted:
+            log.warning(
+                "callbacks.allowedSources is not set: any address that reaches the callback "
+                "port may send reports (they are cross-checked with SLURM)"
+            )
         host = self._listen_host or None  # "" (as in ":3000") means every interface
         try:
             await trio_asyncio.aio_as_trio(server.start)(host, self.port, ssl=self._ssl)
@@ -410,8 +504,38 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
     def statistics(self) -> CallbackStatistics:
         fields: dict[str, Any] = {**self.common_statistics(), **self._counts}
         return CallbackStatistics(
-            **fields, host=self.host, port=self.port, tls=self._ssl is not None
+            **fields,
+            host=self.host,
+            port=self.port,
+            tls=self._ssl is not None,
+            sources=str(self._sources),
         )
+
+    # --- who may call (asyncio side; no awaits, so plain counters are safe) --------------------
+
+    async def _check_source(self, event: RecvRequest) -> None:
+        """Before any handler: refuse a caller outside the allowed sources."""
+        host = peer_host(event.peer.addr())
+        if self._sources.allows(host):
+            return
+        self._counts["source_refused"] += 1
+        shown = host or "an unknown address"
+        if shown not in self._logged_sources and len(self._logged_sources) < LOGGED_REFUSED_SOURCES:
+            self._logged_sources.add(shown)
+            log.warning(
+                "callbacks: refused %s from %s (not in callbacks.allowedSources: %s)",
+                event.method_name,
+                shown,
+                self._sources,
+            )
+        raise GRPCError(Status.PERMISSION_DENIED, "this address may not call the supervisor")
+
+    def _admit(self, host: str | None) -> bool:
+        """Whether the caller at ``host`` is within its report rate (counted when not)."""
+        if self._peers.try_take(host or "", time.monotonic()):
+            return True
+        self._counts["rate_limited"] += 1
+        return False
 
     # --- reports (trio side) ----------------------------------------------------------------------
 
@@ -421,7 +545,7 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
         """Check, store, and decide the answer of one report (before anything is answered)."""
         try:
             authenticated = authenticate(presented, self._secret, require=self._require_secret)
-            report = received_report(request, authenticated=authenticated)
+            report = decode_report(request, authenticated=authenticated, received_at=time.time())
         except ReporterRefused as exc:
             return self._refuse(Status.UNAUTHENTICATED, str(exc))
         except InvalidReport as exc:
@@ -430,7 +554,14 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
             self._counts["ignored"] += 1
             return _Answer(Status.OK)
         try:
-            fresh = await self._store.offer(REPORTS_BOX, report_key(report), report)
+            job = await self._records.get(report.job_id)
+            if job is None:
+                self._counts["unknown_job"] += 1
+                return _Answer(Status.NOT_FOUND, f"this supervisor has no job {report.job_id}")
+            if job.phase is Phase.DONE:
+                self._counts["settled"] += 1
+                return _Answer(Status.OK)
+            fresh = await self._inbox.offer(report)
         except StoreError as exc:
             self.note_error(exc)
             return self._refuse(Status.UNAVAILABLE, "the supervisor cannot record reports now")
@@ -444,17 +575,17 @@ class CallbackServerActor(Actor[CallbackMessage, CallbackReply]):
         self._counts["refused"] += 1
         return _Answer(status, reason)
 
-    async def _forward_soon(self, report: ReceivedReport) -> None:
+    async def _forward_soon(self, report: Report) -> None:
         """After the answer went out: hand the report to ``"jobs"`` in the background."""
         try:
             self.spawn(self._forward, report)
         except ActorSystemError:  # stopping: the report waits in the inbox for recovery
             self._counts["left_for_recovery"] += 1
 
-    async def _forward(self, report: ReceivedReport) -> None:
+    async def _forward(self, report: Report) -> None:
         with trio.move_on_after(FORWARD_WAIT):
             try:
-                await self.ref(self._jobs_name).tell(report.reported())
+                await self.ref(self._jobs_name).tell(report)
             except ActorSystemError:
                 pass
             else:

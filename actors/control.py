@@ -39,14 +39,15 @@ import msgspec
 import trio
 
 from actors.benchmark.actor import BenchmarkStatistics
-from actors.callbacks import REPORTS_BOX, CallbackStatistics, ReceivedReport
+from actors.callbacks import CallbackStatistics
 from actors.chain.actor import CURSOR_KEY, CURSOR_NAMESPACE, ChainCursor, ChainStatistics
 from actors.chain.messages import ClaimingState, GetJob, StopClaiming
 from actors.chain.revert import ChainError
 from actors.drain import DrainSwitch
-from actors.grid import OnChainJob
-from actors.job.actor import JOBS_NAMESPACE, job_actor_name
+from actors.grid import OnChainJob, Report
+from actors.job.actor import job_actor_name
 from actors.job.machine import Job, Phase
+from actors.records import JobRecords, ReportInbox
 from actors.registration import RegistrationStatistics
 from actors.slurm.actor import SlurmStatistics
 from actors.slurm.messages import Health, HealthCheck, SlurmError
@@ -64,6 +65,7 @@ __all__ = [
     "job_detail",
     "job_summary",
     "on_chain_view",
+    "report_view",
     "resolve_job_id",
     "statistics_view",
 ]
@@ -114,6 +116,18 @@ def job_detail(job: Job) -> dict[str, Any]:
         history=[{"phase": phase, "note": note} for phase, note in job.history],
     )
     return detail
+
+
+def report_view(report: Report) -> dict[str, Any]:
+    """A report waiting in the inbox, for ``job``."""
+    return {
+        "slurm_job_id": report.slurm_job_id,
+        "status": report.status.name,
+        "duration_seconds": report.duration_seconds,
+        "exit_code": report.exit_code,
+        "authenticated": report.authenticated,
+        "received_at": round(report.received_at) if report.received_at else None,
+    }
 
 
 def on_chain_view(job: OnChainJob) -> dict[str, Any]:
@@ -170,6 +184,8 @@ class _Commands:
     def __init__(self, registry: Registry, store: Store, drain: DrainSwitch, root: str) -> None:
         self.registry = registry
         self.store = store
+        self.records = JobRecords(store)
+        self.reports = ReportInbox(store)
         self.drain = drain
         self.root = root
 
@@ -184,9 +200,9 @@ class _Commands:
         entry = self.registry.lookup(name)
         return entry.state.value if entry is not None else "absent"
 
-    async def _jobs(self) -> list[tuple[str, Job]]:
+    async def _jobs(self) -> list[Job]:
         try:
-            return await self.store.items(JOBS_NAMESPACE, Job)
+            return await self.records.all()
         except StoreError as exc:
             raise ControlCommandError(f"cannot read the job records: {exc}") from None
 
@@ -235,11 +251,11 @@ class _Commands:
     async def status(self, _args: dict[str, Any]) -> dict[str, Any]:
         jobs = await self._jobs()
         by_phase = dict.fromkeys((phase.value for phase in Phase), 0)
-        for _key, job in jobs:
+        for job in jobs:
             by_phase[job.phase.value] += 1
         try:
-            waiting = await self.store.count(REPORTS_BOX)
-            listed = await self.store.pending(REPORTS_BOX, ReceivedReport, limit=REPORTS_LISTED)
+            waiting = await self.reports.count()
+            listed = await self.reports.pending(limit=REPORTS_LISTED)
         except StoreError as exc:
             raise ControlCommandError(f"cannot read the reports inbox: {exc}") from None
         root = self.registry.lookup(self.root)
@@ -268,7 +284,7 @@ class _Commands:
                         "slurm_job_id": report.slurm_job_id,
                         "status": report.status.name,
                     }
-                    for _key, report in listed
+                    for report in listed
                 ],
             },
             "last_errors": self._last_errors(records),
@@ -280,7 +296,7 @@ class _Commands:
             known = ", ".join(Phase.__members__)
             raise ControlCommandError(f"unknown phase {wanted[:40]!r} (known: {known})")
         rows = []
-        for _key, job in await self._jobs():
+        for job in await self._jobs():
             if wanted and job.phase.value != wanted:
                 continue
             row = job_summary(job)
@@ -292,7 +308,7 @@ class _Commands:
         return rows
 
     async def job(self, args: dict[str, Any]) -> dict[str, Any]:
-        records = dict(await self._jobs())
+        records = {job.job_id: job for job in await self._jobs()}
         job_id = resolve_job_id(str(args.get("job_id") or ""), records)
         record = records[job_id]
         detail = job_detail(record)
@@ -308,21 +324,11 @@ class _Commands:
         else:
             detail["on_chain"] = on_chain_view(on_chain) if on_chain is not None else None
         try:
-            pending = await self.store.pending(REPORTS_BOX, ReceivedReport)
+            pending = await self.reports.of_job(job_id)
         except StoreError as exc:
             detail["reports_error"] = str(exc)
         else:
-            detail["reports_waiting"] = [
-                {
-                    "slurm_job_id": report.slurm_job_id,
-                    "status": report.status.name,
-                    "duration_seconds": report.duration_seconds,
-                    "exit_code": report.exit_code,
-                    "authenticated": report.authenticated,
-                }
-                for _key, report in pending
-                if report.job_id == job_id
-            ]
+            detail["reports_waiting"] = [report_view(report) for report in pending]
         return detail
 
     async def drain_on(self, _args: dict[str, Any]) -> dict[str, Any]:
@@ -340,7 +346,7 @@ class _Commands:
             answer["claiming"] = f"off (chain actor: {exc})"
         else:
             answer["claiming"] = "on" if reply.claiming else "off"
-        live = [job for _key, job in await self._jobs() if job.phase is not Phase.DONE]
+        live = [job for job in await self._jobs() if job.phase is not Phase.DONE]
         answer["live_jobs"] = len(live)
         return answer
 

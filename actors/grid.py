@@ -31,7 +31,7 @@ __all__ = [
     "OnChainJob",
     "Prices",
     "Provider",
-    "ReportedStatus",
+    "Report",
     "address",
     "job_id",
     "normalise_labels",
@@ -195,11 +195,20 @@ class ClaimedTopUp(msgspec.Struct, frozen=True):
     block_number: int = 0
 
 
-class ReportedStatus(msgspec.Struct, frozen=True):
-    """A status report from the SLURM side (prolog or job completion), already mapped to the chain.
+class Report(msgspec.Struct, frozen=True):
+    """A job's status as the SLURM side reported it (prolog: RUNNING; completion: the end),
+    already mapped to the chain's status: the one shape of a report once it is off the wire.
 
-    ``duration_seconds`` and ``exit_code`` are as SLURM gives them (the raw wait status); the chain
-    receives whole minutes.
+    The callback server decodes ``SetJobStatusRequest`` into this, stores it in the reports
+    inbox and hands that same record to the job's actor, whose state machine takes it as its
+    event; a report the supervisor established from SLURM's own records (the reaper, the
+    cross-check) has this shape too.
+
+    ``duration_seconds`` and ``exit_code`` are as SLURM gives them (the raw wait status); the
+    chain receives whole minutes. ``authenticated``: the reporter proved it knows the shared
+    secret (the C++ plugins cannot; such reports are cross-checked with SLURM before they are
+    believed). ``received_at``: when the callback server took it (unix seconds; 0 when not
+    received from a reporter), so that a report nobody can act on expires.
     """
 
     job_id: str
@@ -207,6 +216,8 @@ class ReportedStatus(msgspec.Struct, frozen=True):
     status: JobStatus
     duration_seconds: int = 0
     exit_code: int = 0
+    authenticated: bool = False
+    received_at: float = 0.0
 
     @property
     def duration_minutes(self) -> int:

@@ -131,19 +131,18 @@ class MetricsSource:
         """Read what only the store knows (jobs by phase, reports waiting); errors are logged."""
         if self.store is None:
             return
-        from actors.callbacks import REPORTS_BOX
-        from actors.job.actor import JOBS_NAMESPACE
-        from actors.job.machine import Job, Phase
+        from actors.job.machine import Phase
+        from actors.records import JobRecords, ReportInbox
         from runtime.store import StoreError
 
         try:
-            jobs = await self.store.items(JOBS_NAMESPACE, Job)
-            waiting = await self.store.count(REPORTS_BOX)
+            jobs = await JobRecords(self.store).all()
+            waiting = await ReportInbox(self.store).count()
         except StoreError as exc:
             log.warning("metrics: cannot read the store: %s", exc)
             return
         counts = dict.fromkeys((phase.value for phase in Phase), 0)
-        for _key, job in jobs:
+        for job in jobs:
             counts[job.phase.value] = counts.get(job.phase.value, 0) + 1
         self.jobs_by_phase = counts
         self.reports_waiting = waiting
@@ -226,11 +225,15 @@ class SupervisorCollector(Collector):
         reports = CounterMetricFamily(
             "grid_callback_reports",
             "Reports from the SLURM side by outcome (received: new and stored; duplicates; "
-            "ignored: CANCELLING; refused; forwarded to the job; left_for_recovery), "
-            "since the callback server last started",
+            "ignored: CANCELLING; refused; forwarded to the job; left_for_recovery; "
+            "unknown_job; settled; rate_limited; source_refused: a caller outside "
+            "callbacks.allowedSources), since the callback server last started",
             labels=["outcome"],
         )
-        for outcome in ("received", "duplicates", "ignored", "refused", "forwarded"):
+        for outcome in (
+            *("received", "duplicates", "ignored", "refused", "forwarded"),
+            *("unknown_job", "settled", "rate_limited", "source_refused"),
+        ):
             reports.add_metric([outcome], getattr(stats, outcome))
         reports.add_metric(["left_for_recovery"], stats.left_for_recovery)
         yield reports

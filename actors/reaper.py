@@ -25,9 +25,10 @@ SLURM: not ended, a cancel was asked                 tell ``CancelRequested`` (s
 SLURM: RUNNING, still waiting for its prolog         tell ``LaunchLost``: requeue in SLURM
 ``launch_grace`` seconds after its start             (SLURM lost the launch; see below)
 SLURM answered: no job of that name in any state     remember since when; after ``lost_grace``
-                                                     seconds, with no report waiting in the
-                                                     inbox: tell ``LostInSlurm`` (PANICKED, or
-                                                     CANCELLED if the customer asked)
+                                                     seconds, with no fresh report of our
+                                                     SLURM job waiting in the inbox: tell
+                                                     ``LostInSlurm`` (PANICKED, or CANCELLED if
+                                                     the customer asked)
 SLURM could not be asked (SSH down, timeout)         nothing: unknown is not lost
 chain could not be asked                             SLURM's rules only
 anything else                                        nothing
@@ -45,27 +46,32 @@ so the job's state machine, not the reaper, decides: a late or duplicate finding
 nothing. A live job without a finding is still named to the dispatcher, which starts its actor
 if it is not running (a live job whose actor is gone would make no progress).
 
-Also on each sweep: reports in the ``"reports"`` inbox for jobs we do not have (or that are
-settled) are dropped with a log line; and at start, the transactions the previous process left
-pending are re-checked by hash and nonce (:mod:`actors.chain.pending`), then again on each sweep
-until each is settled.
+Also on each sweep, the reports inbox (:mod:`actors.records`; a job's actor acknowledges each
+report it applies, so what waits there has not been applied) is sorted by
+:func:`sort_reports`: strays, which nobody can act on (for a job we do not have or that is
+settled, naming another SLURM job than the job's, or waiting longer than ``report_expiry``), are
+acknowledged with a log line; a live job with a report still waiting is named to the dispatcher
+so that its actor reads its inbox again. A waiting report holds the "lost" rule back only while
+it is younger than ``lost_grace``: no report, forged or not, blocks a rule for ever. And at
+start, the transactions the previous process left pending are re-checked by hash and nonce
+(:mod:`actors.chain.pending`), then again on each sweep until each is settled.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 import trio
 
-from actors.callbacks import REPORTS_BOX, ReceivedReport
 from actors.chain.messages import GetJob
 from actors.chain.pending import StoredTransaction, StorePendingLog, recheck_pending
 from actors.chain.revert import ChainError
 from actors.chain.rpc import HttpRpc
-from actors.grid import JobStatus, OnChainJob
-from actors.job.actor import JOBS_NAMESPACE
-from actors.job.evidence import STARTED_STATES, ended_report
+from actors.grid import OnChainJob, Report
+from actors.job.evidence import STARTED_STATES, ended_report, started_report
 from actors.job.machine import (
     IN_SLURM,
     CancelRequested,
@@ -75,9 +81,9 @@ from actors.job.machine import (
     LaunchLost,
     LostInSlurm,
     Phase,
-    Reported,
 )
 from actors.job.supervisor import Accepted, Reconcile
+from actors.records import JobRecords, ReportInbox
 from actors.slurm.messages import FindJobs, SlurmError, SlurmJob
 from config.schema import Reaper
 from runtime.actor import Actor, ActorStatistics
@@ -94,6 +100,7 @@ __all__ = [
     "ReaperStatistics",
     "SlurmAnswer",
     "SlurmUnknown",
+    "Stray",
     "Sweep",
     "SweepReport",
     "Tell",
@@ -101,6 +108,7 @@ __all__ = [
     "provider_address",
     "reconcile",
     "settings_from_config",
+    "sort_reports",
 ]
 
 log = logging.getLogger(__name__)
@@ -206,8 +214,43 @@ def reconcile(
         waited = f"RUNNING for {found.elapsed_seconds} s and still waiting for its prolog"
         return [Tell(LaunchLost(found.slurm_job_id, f"SLURM never launched it ({waited})"))]
     if found.state in STARTED_STATES and job.phase is Phase.SUBMITTED and job.sending is None:
-        return [Tell(Reported(JobStatus.RUNNING, found.slurm_job_id))]
+        return [Tell(started_report(found))]
     return []
+
+
+class Stray(msgspec.Struct, frozen=True):
+    """A waiting report nobody can act on, and why: acknowledge it."""
+
+    report: Report
+    reason: str
+
+
+def sort_reports(
+    reports: Iterable[Report], jobs: Mapping[str, Job], *, now: float, expiry: float
+) -> tuple[list[Stray], dict[str, float]]:
+    """The strays among the waiting ``reports`` (see the module docstring), and for each live
+    job with a report its actor can still apply, the age of the youngest (seconds).
+
+    ``jobs``: every record by job id; ``now``: the wall clock ``received_at`` is stamped with.
+    """
+    strays: list[Stray] = []
+    waiting: dict[str, float] = {}
+    for report in reports:
+        job = jobs.get(report.job_id)
+        age = now - report.received_at
+        if job is None:
+            reason = "a job we do not have"
+        elif job.phase is Phase.DONE:
+            reason = "a settled job"
+        elif job.slurm_job_id is not None and report.slurm_job_id != job.slurm_job_id:
+            reason = f"another SLURM job than the job's {job.slurm_job_id}"
+        elif age >= expiry:
+            reason = f"a job whose actor has not applied it in {age:.0f} s"
+        else:
+            waiting[report.job_id] = min(age, waiting.get(report.job_id, age))
+            continue
+        strays.append(Stray(report, reason))
+    return strays, waiting
 
 
 def launch_lost(found: SlurmJob, grace: float) -> bool:
@@ -237,6 +280,9 @@ class ReaperSettings(msgspec.Struct, frozen=True):
     launch_grace: float = 900.0
     """How long a RUNNING job may wait for its prolog before SLURM's launch counts as lost
     (0: never)."""
+    report_expiry: float = 3600.0
+    """How long a report may wait in the inbox unapplied before it is dropped as a stray (its
+    job's end is then SLURM's word)."""
     ask_timeout: float = 60.0
     concurrency: int = 16
 
@@ -290,10 +336,13 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         slurm_name: str = "slurm",
         chain_name: str = "chain",
         jobs_name: str = "jobs",
+        wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(name)
         self.settings = settings or ReaperSettings()
-        self._store = store
+        self._records = JobRecords(store)
+        self._reports = ReportInbox(store)
+        self._wall = wall
         self._provider = provider.lower()
         self._rpc_url = rpc_url
         self._slurm_name = slurm_name
@@ -335,18 +384,15 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         async with self._sweep_lock:
             began = trio.current_time()
             pending = await self._recheck_transactions()
-            live = [
-                (job_id, job)
-                for job_id, job in await self._store.items(JOBS_NAMESPACE, Job)
-                if job.phase is not Phase.DONE
-            ]
-            dropped, waiting = await self._drop_strays({job_id for job_id, _ in live})
+            jobs = {job.job_id: job for job in await self._records.all()}
+            live = [job for job in jobs.values() if job.phase is not Phase.DONE]
+            dropped, waiting = await self._drop_strays(jobs)
             counts = dict.fromkeys(("told", "missing", "lost", "slurm_unknown", "chain_unknown"), 0)
             limit = trio.Semaphore(self.settings.concurrency)
             async with trio.open_nursery() as nursery:
-                for job_id, job in live:
-                    nursery.start_soon(self._one, job, job_id in waiting, counts, limit)
-            live_ids = {job_id for job_id, _ in live}
+                for job in live:
+                    nursery.start_soon(self._one, job, waiting.get(job.job_id), counts, limit)
+            live_ids = {job.job_id for job in live}
             for remembered in (self._missing_since, self._ended_since):
                 for job_id in [j for j in remembered if j not in live_ids]:
                     del remembered[job_id]
@@ -364,8 +410,15 @@ class ReaperActor(Actor[Sweep, SweepReport]):
             return report
 
     async def _one(
-        self, job: Job, report_waiting: bool, counts: dict[str, int], limit: trio.Semaphore
+        self,
+        job: Job,
+        report_age: float | None,
+        counts: dict[str, int],
+        limit: trio.Semaphore,
     ) -> None:
+        """Reconcile one live job; ``report_age``: how long its youngest waiting report has
+        waited (None: none waits)."""
+        report_waiting = report_age is not None and report_age < self.settings.lost_grace
         async with limit:
             slurm, chain = await self._views(job)
         counts["slurm_unknown"] += isinstance(slurm, SlurmUnknown)
@@ -386,7 +439,8 @@ class ReaperActor(Actor[Sweep, SweepReport]):
             launch_grace=self.settings.launch_grace,
         )
         if not any(isinstance(action, Tell) for action in actions):
-            await self._tell(job.job_id, None)  # a live job's actor must run: start it if not
+            # A live job's actor must run (start it if not), and apply what waits for it.
+            await self._tell(job.job_id, None, replay_reports=report_age is not None)
         missing = any(isinstance(action, Missing) for action in actions)
         if not missing and isinstance(slurm, SlurmAnswer):  # only SLURM's answer clears it
             self._missing_since.pop(job.job_id, None)
@@ -438,10 +492,12 @@ class ReaperActor(Actor[Sweep, SweepReport]):
             nursery.start_soon(ask_chain)
         return slurm, chain
 
-    async def _tell(self, job_id: str, event: Event | None) -> None:
+    async def _tell(
+        self, job_id: str, event: Event | None, *, replay_reports: bool = False
+    ) -> None:
         try:
             answer = await self.ref(self._jobs_name).ask(
-                Reconcile(job_id, event), timeout=self.settings.ask_timeout
+                Reconcile(job_id, event, replay_reports), timeout=self.settings.ask_timeout
             )
         except ActorSystemError as exc:
             log.info("reaper: cannot tell %s now (%s); next sweep", job_id, exc)
@@ -449,28 +505,28 @@ class ReaperActor(Actor[Sweep, SweepReport]):
         if isinstance(answer, Accepted) and not answer.accepted and event is not None:
             log.info("reaper: %s not taken: %s", job_id, answer.reason)
 
-    async def _drop_strays(self, live: set[str]) -> tuple[int, set[str]]:
-        """Ack inbox reports of jobs we do not have or that are settled (logged); returns how
-        many and the live jobs that have a report waiting."""
-        stray: list[tuple[str, ReceivedReport]] = []
-        waiting: set[str] = set()
-        for key, report in await self._store.pending(REPORTS_BOX, ReceivedReport):
-            if report.job_id in live:
-                waiting.add(report.job_id)
-            else:
-                stray.append((key, report))
-        for key, report in stray:
-            known = await self._store.get(JOBS_NAMESPACE, report.job_id, Job)
-            why = "a job we do not have" if known is None else "a settled job"
+    async def _drop_strays(self, jobs: Mapping[str, Job]) -> tuple[int, dict[str, float]]:
+        """Acknowledge the waiting reports nobody can act on (each logged); how many, and the
+        age of the youngest report waiting for each live job (see :func:`sort_reports`)."""
+        strays, waiting = sort_reports(
+            await self._reports.pending(),
+            jobs,
+            now=self._wall(),
+            expiry=self.settings.report_expiry,
+        )
+        for stray in strays:
+            report = stray.report
             log.warning(
-                "reaper: dropped a %s report for %s (SLURM job %d, authenticated %s)",
+                "reaper: dropped a %s report for %s (job %s, SLURM job %d, authenticated %s)",
                 report.status.name,
-                why,
+                stray.reason,
+                report.job_id,
                 report.slurm_job_id,
                 report.authenticated,
             )
-            await self._store.ack(REPORTS_BOX, key)
-        return len(stray), waiting
+        if strays:
+            await self._reports.ack(stray.report for stray in strays)
+        return len(strays), waiting
 
     async def _recheck_transactions(self) -> int:
         """Re-check what the previous process left pending (then what is still waiting)."""

@@ -10,7 +10,8 @@
 
 ``jobs show 0x2a3f`` (any unique prefix of the id) prints one job: its record with the phase
 history, the SLURM job id, what the chain says about it now (asked of the chain actor) and the
-reports from SLURM still waiting to reach the chain.
+reports from the SLURM side its actor has not acted on yet (with whether the reporter presented
+the secret, else SLURM must confirm them, and when they arrived).
 
 Exit status: 0 when shown, 1 when the supervisor could not be reached or refused (an unknown or
 ambiguous job id, say), 2 for a bad configuration.
@@ -120,15 +121,17 @@ def render_job(job: Mapping[str, Any]) -> str:
             lines.append(f"  {_clean(step.get('phase', '?')):<12}{_clean(step.get('note', ''))}")
     reports = job.get("reports_waiting")
     if reports:
-        lines.append("reports waiting for the chain")
+        lines.append("reports not acted on yet")
         for report in reports:
+            trust = "secret" if report.get("authenticated") else "unchecked"
             lines.append(
                 f"  {_clean(report.get('status', '?'))}  SLURM {_clean(report.get('slurm_job_id'))}"
                 f"  duration {_clean(report.get('duration_seconds'))} s"
-                f"  exit {_clean(report.get('exit_code'))}"
+                f"  exit {_clean(report.get('exit_code'))}  {trust}"
+                f"  received {_time(report.get('received_at'))}"
             )
     elif reports is not None:
-        lines.append("reports waiting for the chain: none")
+        lines.append("reports not acted on yet: none")
     return "\n".join(lines)
 
 

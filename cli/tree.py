@@ -14,7 +14,9 @@ Ctrl-C (an unreachable supervisor is shown and retried, so the view survives a r
 
 The tree arrives as plain JSON data, and rendering works on that data alone (no import of the actor
 runtime): each node is a mapping with ``name``, ``kind``, ``state``, ``restarts``, ``last_error``,
-``uptime_seconds``, ``mailbox_depth``, ``handled``, ``info`` and ``children``. Missing fields are
+``uptime_seconds``, ``mailbox_depth``, ``handled``, ``info`` and ``children``; the supervisor
+builds each node from the actor's ``statistics()`` record (:meth:`runtime.registry.Registry
+.snapshot`), ``info`` being that record's own facts as ``key=value`` text. Missing fields are
 left out of the line rather than treated as errors, so an older or newer supervisor still renders.
 
 Where the supervisor is: ``--socket``, ``--state-dir``, or its configuration (``--config``,

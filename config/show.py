@@ -36,6 +36,8 @@ def plain_value(value: object) -> object:
         return str(value)
     if isinstance(value, dict):
         return {str(key): plain_value(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [plain_value(item) for item in value]
     raise TypeError(f"cannot show a {type(value).__name__}")
 
 

@@ -117,13 +117,24 @@ class Statistics(msgspec.Struct, frozen=True):
     def facts(self) -> dict[str, str]:
         """This record's own fields (beyond :attr:`common_fields`) as text, in field order."""
         facts: dict[str, str] = {}
-        for name in self.__struct_fields__:
-            if name in self.common_fields:
-                continue
+        for name in _own_fields(type(self)):
             text = fact_text(getattr(self, name))
             if text is not None:
                 facts[name] = text
         return facts
+
+
+_OWN_FIELDS: dict[type[Statistics], tuple[str, ...]] = {}
+
+
+def _own_fields(kind: type[Statistics]) -> tuple[str, ...]:
+    """The fields of a record type beyond its ``common_fields`` (computed once per type: the
+    tree's snapshot asks for them once per actor)."""
+    names = _OWN_FIELDS.get(kind)
+    if names is None:
+        common = kind.common_fields
+        names = _OWN_FIELDS[kind] = tuple(n for n in kind.__struct_fields__ if n not in common)
+    return names
 
 
 # --- counting events by outcome -----------------------------------------------------------------

@@ -13,6 +13,8 @@ Inboxes
     work that arrived and is not yet done, in arrival order. An offer is deduplicated by its key,
     *forever*: an acked key stays behind as a tombstone (its record dropped) so a late duplicate is
     refused too; ``purge_acked(box)`` forgets tombstones once duplicates can no longer arrive.
+    ``discard(box, key)`` forgets one key entirely (pending or acked): a record found to be
+    worthless (a forgery) must not keep the place of a genuine one offered later under that key.
 
 Several writes can be committed together, all or nothing, with ``async with store.transaction() as
 tx:`` (or a `Batch` passed to `Store.commit`), e.g. "the new phase *and* the ack of the report that
@@ -231,11 +233,16 @@ class _Ack(NamedTuple):
     key: str
 
 
+class _Discard(NamedTuple):
+    box: str
+    key: str
+
+
 class _PurgeAcked(NamedTuple):
     box: str
 
 
-_Op: TypeAlias = _Put | _Delete | _Offer | _Ack | _PurgeAcked
+_Op: TypeAlias = _Put | _Delete | _Offer | _Ack | _Discard | _PurgeAcked
 
 
 def _apply(conn: sqlite3.Connection, op: _Op) -> int:
@@ -263,6 +270,8 @@ def _apply(conn: sqlite3.Connection, op: _Op) -> int:
                 "UPDATE inbox SET acked = 1, value = NULL WHERE box = ? AND key = ? AND acked = 0",
                 (box, key),
             )
+        case _Discard(box, key):
+            cursor = conn.execute("DELETE FROM inbox WHERE box = ? AND key = ?", (box, key))
         case _PurgeAcked(box):
             cursor = conn.execute("DELETE FROM inbox WHERE box = ? AND acked = 1", (box,))
     return cursor.rowcount
@@ -313,6 +322,10 @@ class Batch:
     def ack(self, box: str, key: str) -> None:
         """Record `Store.ack`."""
         self._ops.append(_Ack(box, key))
+
+    def discard(self, box: str, key: str) -> None:
+        """Record `Store.discard`."""
+        self._ops.append(_Discard(box, key))
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -450,6 +463,12 @@ class Store:
         (changed,) = await self._write([_Ack(box, key)])
         return changed > 0
 
+    async def discard(self, box: str, key: str) -> bool:
+        """Forget `key` of `box` entirely, pending or acked (it can then be offered again);
+        whether it was there."""
+        (changed,) = await self._write([_Discard(box, key)])
+        return changed > 0
+
     async def count(self, box: str) -> int:
         """How many records of `box` are pending (offered and not acked)."""
 
@@ -472,7 +491,8 @@ class Store:
         """Perform every write of `batch` in one transaction, all or nothing.
 
         Returns one flag per recorded write, in order: for ``offer`` whether it was accepted, for
-        ``delete``/``ack`` whether there was something to delete/ack, for ``put`` always True.
+        ``delete``/``ack``/``discard`` whether there was something to act on, for ``put``
+        always True.
         """
         if not batch._ops:
             await trio.lowlevel.checkpoint()

@@ -14,7 +14,7 @@ is turned on, so no grid job competes with the benchmarks), it:
    reads each job's output back over SSH, parses it, and stores the labels with the fingerprint
    when nothing failed (a failure is re-measured at the next start, a skip is not).
 
-Progress (benchmark, phase, SLURM job, elapsed) shows in :meth:`BenchmarkActor.describe`, hence
+Progress (benchmark, phase, SLURM job, elapsed) is in its :class:`BenchmarkStatistics`, hence
 in ``tree`` and ``status``, and in the logs.
 """
 

@@ -8,14 +8,20 @@ restart of the actor or of the whole process continues where the last one stoppe
 
 Reports come from three places, trusted differently:
 
-- the callback server (``ReportedStatus``), stored in the ``"reports"`` inbox first. A report
-  whose reporter did not prove the shared secret is cross-checked with SLURM
-  (:mod:`actors.job.evidence`) before the machine sees it, when it carries a final status or
-  would tell the machine a SLURM id: a forgery (another SLURM job, a job SLURM says still runs,
-  a job SLURM does not know) is dropped with a log line and acknowledged, and an accepted one
-  is acted on with SLURM's own duration and exit code;
-- the inbox itself, replayed on start (reports received while this actor was not running);
+- the callback server: the :class:`~actors.grid.Report` record it stored in the reports inbox
+  (:mod:`actors.records`), handed over as is. A report whose reporter did not prove the shared
+  secret is cross-checked with SLURM (:mod:`actors.job.evidence`, looks shared and bounded by
+  :mod:`actors.job.lookups`) before the machine sees it, when the machine would send its status
+  (a final one; RUNNING while SUBMITTED) or learn a SLURM id from it: a forgery (another SLURM
+  job, a job SLURM says still runs or has not started, a job SLURM does not know) is dropped
+  with a log line and discarded from the inbox (no tombstone: the genuine report with the same
+  fields may still come), and an accepted one is acted on with SLURM's own numbers;
+- the inbox itself, replayed on start and when the reaper finds a report waiting
+  (:class:`ReplayReports`);
 - the reaper (:class:`Recovered`): events it read from SLURM and the chain itself.
+
+A report is acknowledged in the transaction that writes the record it produced (also when the
+machine ignores it), so the inbox holds only reports not applied yet.
 
 The customer's cancellations and top-ups (claimed on chain: the chain's queue entry is gone once
 claimed) are kept in the store's ``"job-requests"`` inbox by the dispatcher before it answers
@@ -37,9 +43,9 @@ from typing import Protocol
 import msgspec
 import trio
 
-from actors.callbacks import REPORTS_BOX, ReceivedReport, report_key
-from actors.grid import JobStatus, ReportedStatus
+from actors.grid import JobStatus, Report
 from actors.job.evidence import Accept, Wait, check_report, needs_check
+from actors.job.lookups import ReportLookups
 from actors.job.machine import (
     CancelInSlurm,
     CancelRequested,
@@ -51,7 +57,6 @@ from actors.job.machine import (
     Phase,
     RaiseTimeLimit,
     Refuse,
-    Reported,
     RequeueInSlurm,
     SendStatus,
     Submit,
@@ -59,6 +64,7 @@ from actors.job.machine import (
     recover,
     transition,
 )
+from actors.records import JobRecords, ReportInbox, RequestInbox, report_key
 from actors.slurm.messages import SlurmError, SlurmJob
 from runtime.actor import Actor, ActorStatistics
 from runtime.errors import ActorSystemError
@@ -66,27 +72,18 @@ from runtime.logs import bind
 from runtime.store import Store
 
 __all__ = [
-    "JOBS_NAMESPACE",
-    "REQUESTS_BOX",
     "JobActor",
     "JobMessage",
     "JobPorts",
     "JobStatistics",
     "Recovered",
+    "ReplayReports",
     "Requested",
     "Resume",
-    "StoredRequest",
     "job_actor_name",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Store namespace of the job records (key: the job id).
-JOBS_NAMESPACE = "jobs"
-
-#: Store inbox of the customer's claimed requests (cancel, top-up) not yet applied; keys start
-#: with ``<job id>/``, as the reports' do.
-REQUESTS_BOX = "job-requests"
 
 #: How long a final report SLURM still shows COMPLETING is looked at again before it is left
 #: to the reaper (seconds, and the pause between looks).
@@ -104,11 +101,9 @@ class Recovered(msgspec.Struct, frozen=True):
     event: Event
 
 
-class StoredRequest(msgspec.Struct, frozen=True):
-    """A claimed cancellation or top-up, as kept in :data:`REQUESTS_BOX`."""
-
-    job_id: str
-    event: CancelRequested | TopUpRequested
+class ReplayReports(msgspec.Struct, frozen=True):
+    """Read the inbox again (the reaper found a report waiting that this actor did not apply:
+    it was not told, or SLURM could not be asked then)."""
 
 
 class Requested(msgspec.Struct, frozen=True):
@@ -118,7 +113,9 @@ class Requested(msgspec.Struct, frozen=True):
     event: CancelRequested | TopUpRequested
 
 
-JobMessage = ReportedStatus | CancelRequested | TopUpRequested | Resume | Recovered | Requested
+JobMessage = (
+    Report | CancelRequested | TopUpRequested | Resume | ReplayReports | Recovered | Requested
+)
 
 
 def job_actor_name(job_id: str) -> str:
@@ -164,15 +161,34 @@ class JobStatistics(ActorStatistics, frozen=True, kw_only=True):
 class JobActor(Actor[JobMessage, None]):
     """The lifecycle of one job. Its record must be in the store before it starts."""
 
-    __slots__ = ("_applied", "_job", "_job_id", "_ports", "_store")
+    __slots__ = (
+        "_applied",
+        "_job",
+        "_job_id",
+        "_lookups",
+        "_ports",
+        "_records",
+        "_reports",
+        "_requests",
+    )
 
-    def __init__(self, job_id: str, *, store: Store, ports: JobPorts) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        *,
+        store: Store,
+        ports: JobPorts,
+        lookups: ReportLookups | None = None,
+    ) -> None:
         super().__init__(job_actor_name(job_id), mailbox_size=16)
         self._job_id = job_id
-        self._store = store
+        self._records = JobRecords(store)
+        self._reports = ReportInbox(store)
+        self._requests = RequestInbox(store)
         self._ports = ports
+        self._lookups = lookups if lookups is not None else ReportLookups()
         self._job: Job | None = None
-        self._applied: set[str] = set()
+        self._applied: set[str] = set()  # inbox keys applied by this actor (told and replayed)
 
     @property
     def job(self) -> Job | None:
@@ -189,7 +205,7 @@ class JobActor(Actor[JobMessage, None]):
         )
 
     async def started(self) -> None:
-        job = await self._store.get(JOBS_NAMESPACE, self._job_id, Job)
+        job = await self._records.get(self._job_id)
         if job is None:
             raise LookupError(f"no record for job {self._job_id} in the store")
         self._job = job
@@ -201,8 +217,10 @@ class JobActor(Actor[JobMessage, None]):
         with bind(actor=self.name, job=self._job_id):
             if isinstance(message, Resume):
                 await self._resume()
-            elif isinstance(message, ReportedStatus):
-                await self._on_report(message, authenticated=None)
+            elif isinstance(message, ReplayReports):
+                await self._replay()
+            elif isinstance(message, Report):
+                await self._on_report(message)
             elif isinstance(message, Recovered):
                 log.info("%s: recovered %s", self._job_id, message.event)
                 await self._feed(message.event)
@@ -215,22 +233,17 @@ class JobActor(Actor[JobMessage, None]):
         assert self._job is not None
         job, effects = recover(self._job)
         await self._apply(job, list(effects))
-        # Reports received while this actor was not running wait in the store's inbox.
-        for _key, report in await self._store.pending(
-            REPORTS_BOX, ReceivedReport, prefix=self._prefix
-        ):
-            if report.job_id == self._job_id and self._job.phase is not Phase.DONE:
-                await self._on_report(report.reported(), authenticated=report.authenticated)
-        for key, request in await self._store.pending(
-            REQUESTS_BOX, StoredRequest, prefix=self._prefix
-        ):
-            if request.job_id == self._job_id:
-                await self._on_request(key, request.event)
+        await self._replay()
 
-    @property
-    def _prefix(self) -> str:
-        """What this job's inbox keys start with."""
-        return f"{self._job_id}/"
+    async def _replay(self) -> None:
+        """Apply what waits in the inboxes: reports received while this actor was not running
+        (or that SLURM could not confirm then), then the customer's requests."""
+        assert self._job is not None
+        for report in await self._reports.of_job(self._job_id):
+            if self._job.phase is not Phase.DONE:
+                await self._on_report(report)
+        for key, request in await self._requests.of_job(self._job_id):
+            await self._on_request(key, request.event)
 
     async def _on_request(self, key: str, event: CancelRequested | TopUpRequested) -> None:
         """Apply a stored request exactly once: the new record and the acknowledgement are
@@ -240,53 +253,55 @@ class JobActor(Actor[JobMessage, None]):
             return  # replayed from the inbox and told as well
         self._applied.add(key)
         job, effects = transition(self._job, event)
-        async with self._store.transaction() as tx:
-            tx.put(JOBS_NAMESPACE, self._job_id, job)
-            tx.ack(REQUESTS_BOX, key)
+        await self._records.save(job, request_key=key)
         log.info("%s: %s applied", self._job_id, type(event).__name__)
         self._job = job
         await self._apply(job, effects)
 
-    async def _on_report(self, report: ReportedStatus, *, authenticated: bool | None) -> None:
-        """Feed a reporter's report, cross-checked with SLURM first when it needs to be."""
+    async def _on_report(self, report: Report) -> None:
+        """Apply a reporter's report, cross-checked with SLURM first when it needs to be."""
         assert self._job is not None
-        event = _as_event(report)
-        if not needs_check(self._job, event):
-            await self._feed(event)
+        key = report_key(report)
+        if key in self._applied:
+            return  # told and replayed as well
+        if report.authenticated or not needs_check(self._job, report):
+            await self._apply_report(report, report)
             return
-        if authenticated is None:
-            authenticated = await self._authenticated(report)
-        if authenticated:
-            await self._feed(event)
-            return
-        checked = await self._cross_check(event)
+        checked = await self._cross_check(report)
         if isinstance(checked, Accept):
-            await self._feed(checked.event)
+            await self._apply_report(report, checked.event)
         elif checked is not None:
             log.warning("%s: report %s refused: %s", self._job_id, _describe(report), checked)
-            await self._store.ack(REPORTS_BOX, report_key(report))
+            await self._reports.discard(report)
 
-    async def _authenticated(self, report: ReportedStatus) -> bool:
-        key = report_key(report)
-        for stored_key, stored in await self._store.pending(
-            REPORTS_BOX, ReceivedReport, prefix=self._prefix
-        ):
-            if stored_key == key:
-                return stored.authenticated
-        return False
+    async def _apply_report(self, report: Report, event: Report) -> None:
+        """Feed ``event`` (the report, or what SLURM says instead), writing the new record and
+        the acknowledgement of ``report`` together, before any effect."""
+        assert self._job is not None
+        self._applied.add(report_key(report))
+        job, effects = transition(self._job, event)
+        await self._records.save(job, report=report)
+        if job.phase is not self._job.phase:
+            log.info("%s -> %s", self._job_id, job.phase.value)
+        self._job = job
+        await self._apply(job, effects)
 
-    async def _cross_check(self, event: Reported) -> Accept | str | None:
+    async def _cross_check(self, report: Report) -> Accept | str | None:
         """SLURM's verdict on an unauthenticated report: Accept, a refusal reason, or None when
         SLURM cannot tell now (unreachable, still completing): the report stays in the inbox
-        and the reaper recovers the job's end from SLURM."""
+        (looked at again when the reaper finds it waiting) and the reaper recovers the job's end
+        from SLURM."""
         deadline = trio.current_time() + COMPLETING_WAIT
+        since = report.received_at
         while True:
             try:
-                found = await self._ports.slurm_job(event.slurm_job_id)
+                found, since = await self._lookups.slurm_job(
+                    self._ports.slurm_job, report.slurm_job_id, since=since
+                )
             except (SlurmError, ActorSystemError) as exc:
                 log.info("%s: cannot check a report with SLURM now: %s", self._job_id, exc)
                 return None
-            verdict = check_report(self._job_id, event, found)
+            verdict = check_report(self._job_id, report, found)
             if isinstance(verdict, Accept):
                 return verdict
             if not isinstance(verdict, Wait):
@@ -295,6 +310,7 @@ class JobActor(Actor[JobMessage, None]):
                 log.info("%s: report left to the reaper: %s", self._job_id, verdict.reason)
                 return None
             await trio.sleep(COMPLETING_PAUSE)
+            since += COMPLETING_PAUSE  # a newer look than the one that saw it completing
 
     async def _feed(self, event: Event) -> None:
         assert self._job is not None
@@ -319,7 +335,7 @@ class JobActor(Actor[JobMessage, None]):
     async def _save(self, job: Job) -> None:
         """Write ``job`` unless the store already holds it (``self._job`` is what it holds)."""
         if job != self._job:
-            await self._store.put(JOBS_NAMESPACE, self._job_id, job)
+            await self._records.put(job)
             if self._job is None or job.phase is not self._job.phase:
                 log.info("%s -> %s", self._job_id, job.phase.value)
         self._job = job
@@ -352,31 +368,13 @@ class JobActor(Actor[JobMessage, None]):
         return None
 
     async def _finish(self, job: Job) -> None:
-        """The job is settled: acknowledge its reports and end this actor (normally)."""
-        pending = await self._store.pending(REPORTS_BOX, ReceivedReport, prefix=self._prefix)
-        mine = [key for key, report in pending if report.job_id == self._job_id]
-        requests = await self._store.pending(REQUESTS_BOX, StoredRequest, prefix=self._prefix)
-        asked = [key for key, request in requests if request.job_id == self._job_id]
-        if mine or asked:
-            async with self._store.transaction() as tx:
-                for key in mine:
-                    tx.ack(REPORTS_BOX, key)
-                for key in asked:
-                    tx.ack(REQUESTS_BOX, key)
+        """The job is settled: acknowledge what still waits for it and end this actor (normally)."""
+        await self._records.finish(self._job_id)
         log.info("%s settled: %s", self._job_id, job.history[-1][1] if job.history else "")
         self.request_stop()
 
 
-def _as_event(report: ReportedStatus) -> Reported:
-    return Reported(
-        status=report.status,
-        slurm_job_id=report.slurm_job_id,
-        duration_minutes=report.duration_minutes,
-        exit_code=report.exit_code,
-    )
-
-
-def _describe(report: ReportedStatus) -> str:
+def _describe(report: Report) -> str:
     return (
         f"{report.status.name} SLURM job {report.slurm_job_id} "
         f"({report.duration_seconds} s, exit {report.exit_code})"

@@ -5,7 +5,10 @@ Two users:
 - the JobActor, which cross-checks a report the reporter did not authenticate before acting on
   it (:func:`needs_check`, :func:`check_report`): an unauthenticated final report is believed
   only when SLURM says the same (the job under that SLURM id has our name, has ended, in the
-  same state), and then **SLURM's** duration and exit code are used, not the report's;
+  same state), and then **SLURM's** duration and exit code are used, not the report's; an
+  unauthenticated RUNNING that the machine would send to the chain is checked as carefully
+  (the job under that SLURM id has our name and has started: a job SLURM still lists as
+  PENDING has not);
 - the ReaperActor, which recovers the end of a job whose report was lost
   (:func:`report_from_slurm`).
 
@@ -19,8 +22,8 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.grid import JobStatus
-from actors.job.machine import FINAL_STATUSES, Job, Phase, Reported
+from actors.grid import JobStatus, Report
+from actors.job.machine import FINAL_STATUSES, Job, Phase
 from actors.slurm.messages import SlurmJob
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "needs_check",
     "report_from_slurm",
     "slurm_end_status",
+    "started_report",
 ]
 
 #: SLURM states of a job that has started and not ended (the prolog has run).
@@ -60,30 +64,36 @@ def duration_seconds(job: SlurmJob) -> int:
     return max(0, job.elapsed_seconds)
 
 
-def ended_report(job: SlurmJob) -> Reported:
+def ended_report(job: SlurmJob) -> Report:
     """The final report SLURM's record of an ended job amounts to."""
-    return Reported(
-        status=slurm_end_status(job.state),
+    return Report(
+        job_id=job.name.lower(),
         slurm_job_id=job.slurm_job_id,
-        duration_minutes=duration_seconds(job) // 60,
+        status=slurm_end_status(job.state),
+        duration_seconds=duration_seconds(job),
         exit_code=job.exit_code_raw,
     )
 
 
-def report_from_slurm(job: SlurmJob) -> Reported | None:
+def started_report(job: SlurmJob) -> Report:
+    """The RUNNING report SLURM's record of a started (or ended) job amounts to."""
+    return Report(job.name.lower(), job.slurm_job_id, JobStatus.RUNNING)
+
+
+def report_from_slurm(job: SlurmJob) -> Report | None:
     """The report SLURM's record proves: the end of an ended job, RUNNING for a started one,
     None for one still waiting to start."""
     if job.has_ended:
         return ended_report(job)
     if job.state in STARTED_STATES:
-        return Reported(JobStatus.RUNNING, job.slurm_job_id)
+        return started_report(job)
     return None
 
 
 class Accept(msgspec.Struct, frozen=True):
     """Act on ``event`` (built from SLURM's record, not from the report)."""
 
-    event: Reported
+    event: Report
 
 
 class Refuse(msgspec.Struct, frozen=True):
@@ -101,18 +111,24 @@ class Wait(msgspec.Struct, frozen=True):
 Verdict = Accept | Refuse | Wait
 
 
-def needs_check(job: Job, event: Reported) -> bool:
+def needs_check(job: Job, event: Report) -> bool:
     """Whether an unauthenticated report must be cross-checked with SLURM before the machine
-    sees it: a final status the machine would send, or any report that would tell the machine
-    a SLURM id it does not know yet (during submission)."""
+    sees it: a status the machine would send (a final one; RUNNING while the job is SUBMITTED
+    and nothing is being sent), or any report that would tell the machine a SLURM id it does
+    not know yet (during submission)."""
     if job.slurm_job_id is not None and event.slurm_job_id != job.slurm_job_id:
         return False  # the machine ignores it anyway
     if job.phase is Phase.SUBMITTING:
         return True
-    return event.status in FINAL_STATUSES and job.phase in (Phase.SUBMITTED, Phase.RUNNING)
+    if job.phase not in (Phase.SUBMITTED, Phase.RUNNING):
+        return False
+    if event.status in FINAL_STATUSES:
+        return True
+    running = event.status is JobStatus.RUNNING
+    return running and job.phase is Phase.SUBMITTED and job.sending is None
 
 
-def check_report(job_id: str, event: Reported, slurm: SlurmJob | None) -> Verdict:
+def check_report(job_id: str, event: Report, slurm: SlurmJob | None) -> Verdict:
     """Compare a report with what SLURM says of that SLURM id (``slurm``: ``JobInfo``'s answer,
     None when SLURM does not know the id)."""
     number = event.slurm_job_id
@@ -122,7 +138,7 @@ def check_report(job_id: str, event: Reported, slurm: SlurmJob | None) -> Verdic
         return Refuse(f"SLURM job {number} is not job {job_id}")
     if event.status is JobStatus.RUNNING:
         if slurm.has_ended or slurm.state in STARTED_STATES:
-            return Accept(Reported(JobStatus.RUNNING, number))
+            return Accept(started_report(slurm))
         return Refuse(f"SLURM says {slurm.state}, not started")
     if not slurm.has_ended:
         if slurm.state == "COMPLETING":

@@ -23,11 +23,12 @@ Phases::
 - FAILING / REFUSING: the job is being failed or cancelled (with a reason) or refused on chain.
 - DONE: nothing more to do; the actor ends.
 
-Reports (from the SLURM-side reporters, or recovered from SLURM by the reaper) arrive at any time
-after submission, possibly out of order and repeated: a final report is never lost, even while
-RUNNING is still being sent, and duplicates change nothing. A report naming another SLURM job
-than ours is ignored. An ``InvalidTransition`` from SCHEDULED when sending a final status means
-the RUNNING report was missed: RUNNING is sent first, then the final status again.
+Reports (:class:`~actors.grid.Report`, from the SLURM-side reporters or recovered from SLURM by
+the reaper) arrive at any time after submission, possibly out of order and repeated: a final
+report is never lost, even while RUNNING is still being sent, and duplicates change nothing. A
+report naming another SLURM job than ours is ignored. An ``InvalidTransition`` from SCHEDULED
+when sending a final status means the RUNNING report was missed: RUNNING is sent first, then
+the final status again.
 
 Cancellation and top-up (the customer's requests, claimed from the chain):
 
@@ -83,7 +84,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from actors.grid import ClaimedJob, JobStatus
+from actors.grid import ClaimedJob, JobStatus, Report
 
 __all__ = [
     "FINAL_STATUSES",
@@ -107,7 +108,6 @@ __all__ = [
     "RaiseTimeLimit",
     "Refuse",
     "Refused",
-    "Reported",
     "RequeueInSlurm",
     "ScriptFetched",
     "ScriptUnavailable",
@@ -217,15 +217,6 @@ class FoundInSlurm(msgspec.Struct, frozen=True, tag=True):
     slurm_job_id: int | None
 
 
-class Reported(msgspec.Struct, frozen=True, tag=True):
-    """A status report from SLURM (prolog: RUNNING; completion: a final status)."""
-
-    status: JobStatus
-    slurm_job_id: int
-    duration_minutes: int = 0
-    exit_code: int = 0
-
-
 class ChainApplied(msgspec.Struct, frozen=True, tag=True):
     """The chain holds the status we sent (or already held it: ``SameStatusError``)."""
 
@@ -286,7 +277,7 @@ Event = (
     | Submitted
     | SubmitRefused
     | FoundInSlurm
-    | Reported
+    | Report
     | ChainApplied
     | ChainRejected
     | ChainMovedOn
@@ -443,7 +434,7 @@ def transition(job: Job, event: Event) -> tuple[Job, list[Effect]]:
             if slurm_id is not None:
                 return _submitted(job, slurm_id)
             return job, [_submit(job)]
-        case Reported() as report:
+        case Report() as report:
             return _on_report(job, report)
         case ChainApplied(status=status):
             return _on_applied(job, status)
@@ -481,7 +472,7 @@ def _submitted(job: Job, slurm_id: int) -> tuple[Job, list[Effect]]:
     return job, effects
 
 
-def _on_report(job: Job, report: Reported) -> tuple[Job, list[Effect]]:
+def _on_report(job: Job, report: Report) -> tuple[Job, list[Effect]]:
     if job.phase in (Phase.DONE, Phase.FAILING, Phase.REFUSING, Phase.REPORTING):
         return job, []  # late or duplicate: the final status is already decided
     if job.slurm_job_id is not None and report.slurm_job_id != job.slurm_job_id:

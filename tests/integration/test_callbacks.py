@@ -1,6 +1,7 @@
 """CallbackServerActor for real: under a runtime Supervisor, with a real store, a real grpclib
 client, the real ``grid-supervisor report`` command and, last, a real SLURM job whose hooks
-report to it. A test actor registered as "jobs" records what the server forwards."""
+report to it. A test actor registered as "jobs" records what the server forwards; the jobs the
+reports name have records in the store (the server refuses reports for any other job)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,15 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1 import health_grpc, health_pb2
 
 from actors.callbacks import (
-    REPORTS_BOX,
     SECRET_METADATA_KEY,
     CallbackServerActor,
     CallbackSetupError,
     CallbackStatistics,
     GetCallbackStatistics,
-    ReceivedReport,
 )
-from actors.grid import JobStatus, ReportedStatus
+from actors.grid import ClaimedJob, JobDefinition, JobStatus, Report
+from actors.job.machine import Job, Phase, ScriptFetched, Submitted, new_job, transition
+from actors.records import JobRecords, ReportInbox
 from cli import report as report_cli
 from protos.supervisor.v1alpha1 import job_grpc, job_pb2, ssh_grpc, ssh_pb2
 from runtime import Actor, ChildSpec, Supervisor
@@ -53,6 +54,24 @@ def job(n: int) -> str:
     return f"0x{n:064x}"
 
 
+def live_job(job_id: str, slurm_id: int = 7) -> Job:
+    """The record of a job submitted to SLURM as ``slurm_id``."""
+    claim = ClaimedJob(job_id, "0x" + "11" * 20, "0x" + "22" * 20, 10,
+                       JobDefinition(0, 100, 1, 1, "h"))  # fmt: skip
+    job, _ = new_job(claim)
+    job, _ = transition(job, ScriptFetched("#!/bin/sh\n"))
+    return transition(job, Submitted(slurm_id))[0]
+
+
+#: The jobs the tests report about: each has a record, so the server takes their reports.
+KNOWN_JOBS = (JOB, *(job(n) for n in range(10)))
+
+
+def plain(report: Report) -> Report:
+    """``report`` without who sent it and when (what the reporters' tests compare)."""
+    return msgspec.structs.replace(report, authenticated=False, received_at=0.0)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -67,10 +86,10 @@ class Received:
     """What "jobs" was told, in order, with a way to wait for more."""
 
     def __init__(self) -> None:
-        self.reports: list[ReportedStatus] = []
+        self.reports: list[Report] = []
         self._changed = trio.Event()
 
-    def append(self, report: ReportedStatus) -> None:
+    def append(self, report: Report) -> None:
         self.reports.append(report)
         self._changed.set()
         self._changed = trio.Event()
@@ -80,14 +99,14 @@ class Received:
             await self._changed.wait()
 
 
-class Recorder(Actor[ReportedStatus, None]):
+class Recorder(Actor[Report, None]):
     """Stands in for JobsSupervisor: remembers every report it is told."""
 
     def __init__(self, received: Received) -> None:
         super().__init__("jobs")
         self.received = received
 
-    async def handle(self, message: ReportedStatus) -> None:
+    async def handle(self, message: Report) -> None:
         self.received.append(message)
 
 
@@ -101,16 +120,17 @@ class Harness(msgspec.Struct):
         return self.server.port
 
     @property
-    def got(self) -> list[ReportedStatus]:
-        return self.received.reports
+    def got(self) -> list[Report]:
+        """The reports told to "jobs", without who sent them and when."""
+        return [plain(report) for report in self.received.reports]
 
-    async def wait_for(self, count: int, seconds: float = 10.0) -> list[ReportedStatus]:
+    async def wait_for(self, count: int, seconds: float = 10.0) -> list[Report]:
         with trio.fail_after(seconds):
             await self.received.wait_for(count)
         return self.got
 
-    async def pending(self) -> list[ReceivedReport]:
-        return [record for _, record in await self.store.pending(REPORTS_BOX, ReceivedReport)]
+    async def pending(self) -> list[Report]:
+        return await ReportInbox(self.store).pending()
 
 
 @asynccontextmanager
@@ -123,11 +143,16 @@ async def callback_tree(
     secret: bytes | None = None,
     require: bool = False,
     ssh_key: bytes | None = None,
+    known: tuple[str, ...] = KNOWN_JOBS,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
-    """A root supervisor running "callbacks" (and "jobs", a Recorder, unless told not to)."""
+    """A root supervisor running "callbacks" (and "jobs", a Recorder, unless told not to); the
+    jobs ``known`` have live records in the store; ``settings`` go to the server."""
     received = Received()
     key = ssh_key if ssh_key is not None else generated_ssh_key(state.parent)[0]
     async with open_store(state) as store:
+        for job_id in known:
+            await JobRecords(store).put(live_job(job_id))
 
         def server() -> CallbackServerActor:
             return CallbackServerActor(
@@ -139,6 +164,7 @@ async def callback_tree(
                 tls_key_file=tls.server_key if tls else None,
                 reporter_secret=secret,
                 require_secret=require,
+                **settings,
             )
 
         specs = [ChildSpec("callbacks", server)]
@@ -225,11 +251,10 @@ async def test_every_status_is_mapped_stored_and_forwarded(
         for n, (wire, _) in enumerate(WIRE_TO_CHAIN):
             await set_status(h.port, request(job(n), wire, slurm_id=n, duration=60 * n))
         expected = [
-            ReportedStatus(job(n), n, chain, 60 * n, 0)
-            for n, (_, chain) in enumerate(WIRE_TO_CHAIN)
+            Report(job(n), n, chain, 60 * n, 0) for n, (_, chain) in enumerate(WIRE_TO_CHAIN)
         ]
         assert sorted(await h.wait_for(len(expected)), key=lambda r: r.slurm_job_id) == expected
-        assert [r.reported() for r in await h.pending()] == expected
+        assert [plain(r) for r in await h.pending()] == expected
         assert all(not r.authenticated for r in await h.pending())  # no secret configured
 
         await set_status(h.port, request(job(99), job_pb2.JOB_STATUS_CANCELLING))  # ignored
@@ -248,13 +273,15 @@ async def test_report_is_stored_before_the_answer(
         await set_status(
             h.port, request(status=job_pb2.JOB_STATUS_FINISHED, duration=125, exit_code=256)
         )
-        assert await h.pending() == [ReceivedReport(JOB, 7, JobStatus.FINISHED, 125, 256)]
+        assert [plain(r) for r in await h.pending()] == [
+            Report(JOB, 7, JobStatus.FINISHED, 125, 256)
+        ]
         # "jobs" is not running: the report waits in the inbox for recovery, it is not lost
         stats = await h.server.ask(GetCallbackStatistics())
         assert (stats.forwarded, stats.left_for_recovery) == (0, 1)
     async with open_store(tmp_path / "state") as store:  # and it survives the process
-        pending = await store.pending(REPORTS_BOX, ReportedStatus)
-        assert [r for _, r in pending] == [ReportedStatus(JOB, 7, JobStatus.FINISHED, 125, 256)]
+        pending = await ReportInbox(store).pending()
+        assert [plain(r) for r in pending] == [Report(JOB, 7, JobStatus.FINISHED, 125, 256)]
 
 
 async def test_duplicates_are_answered_but_forwarded_once(
@@ -269,8 +296,8 @@ async def test_duplicates_are_answered_but_forwarded_once(
         await h.wait_for(2)
         await trio.sleep(SETTLE)
         assert h.got == [
-            ReportedStatus(JOB, 7, JobStatus.FINISHED, 300, 0),
-            ReportedStatus(JOB, 7, JobStatus.RUNNING, 0, 0),
+            Report(JOB, 7, JobStatus.FINISHED, 300, 0),
+            Report(JOB, 7, JobStatus.RUNNING, 0, 0),
         ]
         assert len(await h.pending()) == 2
         stats = await h.server.ask(GetCallbackStatistics())
@@ -307,6 +334,80 @@ async def test_a_taken_port_fails_the_start_clearly(
                 await nursery.start(server.run)
 
 
+async def test_the_stored_record_itself_is_told_to_jobs(
+    asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
+) -> None:
+    async with callback_tree(tmp_path / "state", secret=b"s3cret") as h:
+        await set_status(h.port, request(), metadata={SECRET_METADATA_KEY: b"s3cret"})
+        await set_status(h.port, request(job(1)))
+        await h.wait_for(2)
+        told = sorted(h.received.reports, key=lambda r: r.job_id)
+        stored = sorted(await h.pending(), key=lambda r: r.job_id)
+        assert told == stored  # who sent it and when included: nothing is read back
+        assert [r.authenticated for r in told] == [False, True]  # job(1) < JOB
+        assert all(r.received_at > 0 for r in told)
+
+
+async def test_reports_for_jobs_we_do_not_have_or_have_settled_are_not_stored(
+    asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
+) -> None:
+    async with callback_tree(tmp_path / "state") as h:
+        settled = msgspec.structs.replace(live_job(job(9)), phase=Phase.DONE)
+        await JobRecords(h.store).put(settled)
+        writes = h.store.statistics().writes
+        unknown = request("0x" + "99" * 32, job_pb2.JOB_STATUS_FINISHED)
+        assert await refused_with(h.port, unknown) is Status.NOT_FOUND
+        await set_status(h.port, request(job(9), job_pb2.JOB_STATUS_FINISHED))  # a late repeat
+        await trio.sleep(SETTLE)
+        assert h.store.statistics().writes == writes
+        assert (h.got, await h.pending()) == ([], [])
+        stats = await h.server.ask(GetCallbackStatistics())
+        assert (stats.unknown_job, stats.settled, stats.received) == (1, 1, 0)
+
+
+async def test_an_address_over_its_rate_is_told_to_come_back_later(
+    asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
+) -> None:
+    async with callback_tree(tmp_path / "state", peer_rate=0.001, peer_burst=3) as h:
+        for n in range(3):
+            await set_status(h.port, request(job(n)))
+        over = request(job(3))
+        assert await refused_with(h.port, over) is Status.RESOURCE_EXHAUSTED
+        await h.wait_for(3)
+        await trio.sleep(SETTLE)
+        assert sorted(r.job_id for r in await h.pending()) == [job(n) for n in range(3)]
+        stats = await h.server.ask(GetCallbackStatistics())
+        assert (stats.received, stats.rate_limited) == (3, 1)
+
+
+async def test_callers_outside_the_allowed_sources_are_refused_and_counted(
+    asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
+) -> None:
+    elsewhere = ["10.0.0.0/8", "2001:db8::/32"]
+    async with callback_tree(tmp_path / "elsewhere", allowed_sources=elsewhere) as h:
+        assert await refused_with(h.port, request()) is Status.PERMISSION_DENIED
+
+        async def health() -> None:
+            async with Channel(HOST, h.port) as channel:
+                await health_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+
+        with pytest.raises(GRPCError) as caught:
+            await trio_asyncio.aio_as_trio(health)()
+        assert caught.value.status is Status.PERMISSION_DENIED  # every service of the port
+        await trio.sleep(SETTLE)
+        assert (h.got, await h.pending()) == ([], [])
+        stats = await h.server.ask(GetCallbackStatistics())
+        assert (stats.source_refused, stats.received) == (2, 0)
+        assert stats.sources == "10.0.0.0/8, 2001:db8::/32"
+    async with callback_tree(tmp_path / "loopback", allowed_sources=["127.0.0.1", "::1"]) as h:
+        await set_status(h.port, request())
+        assert await h.wait_for(1) == [Report(JOB, 7, JobStatus.RUNNING)]
+        stats = await h.server.ask(GetCallbackStatistics())
+        assert (stats.source_refused, stats.received) == (0, 1)
+
+
 # --- reporter authentication ----------------------------------------------------------------------
 
 
@@ -321,7 +422,7 @@ async def test_required_secret_refuses_reports_without_it(
         assert (h.got, await h.pending()) == ([], [])
 
         await set_status(h.port, request(), metadata={SECRET_METADATA_KEY: b"s3cret"})
-        assert await h.wait_for(1) == [ReportedStatus(JOB, 7, JobStatus.RUNNING)]
+        assert await h.wait_for(1) == [Report(JOB, 7, JobStatus.RUNNING)]
         (stored,) = await h.pending()
         assert stored.authenticated
 
@@ -387,7 +488,7 @@ async def test_tls_with_the_testbed_ca(
         verified = ssl.create_default_context(cafile=str(files.ca_cert))
         verified.set_alpn_protocols(["h2"])
         await set_status(h.port, request(), context=verified)
-        assert await h.wait_for(1) == [ReportedStatus(JOB, 7, JobStatus.RUNNING)]
+        assert await h.wait_for(1) == [Report(JOB, 7, JobStatus.RUNNING)]
         with pytest.raises((OSError, GRPCError, StreamTerminatedError)):
             await set_status(h.port, request(job(2)))  # cleartext to a TLS port
         await trio.sleep(SETTLE)
@@ -434,7 +535,7 @@ async def test_reporter_delivers_a_jobcomp_report(
         )
         done = await run_reporter(["jobcomp"], env)
         assert done.returncode == 0, done.stderr
-        assert await h.wait_for(1) == [ReportedStatus(JOB, 4242, JobStatus.FAILED, 120, 768)]
+        assert await h.wait_for(1) == [Report(JOB, 4242, JobStatus.FAILED, 120, 768)]
         (stored,) = await h.pending()
         assert stored.authenticated
         assert b"outcome=delivered" in done.stderr
@@ -450,7 +551,7 @@ async def test_reporter_verifies_the_supervisor_with_a_ca_file(
         verified = {**env, "GRID_REPORT_CA_FILE": str(files.ca_cert)}
         done = await run_reporter(["jobcomp"], verified)
         assert b"outcome=delivered" in done.stderr, done.stderr
-        assert await h.wait_for(1) == [ReportedStatus(JOB, 4242, JobStatus.FAILED, 120, 768)]
+        assert await h.wait_for(1) == [Report(JOB, 4242, JobStatus.FAILED, 120, 768)]
         # a CA that did not sign the server's certificate: not delivered, spooled
         other_ca = ensure_tls(tmp_path / "other-ca").ca_cert
         done = await run_reporter(
@@ -543,8 +644,8 @@ async def test_reporter_spools_when_down_and_flush_delivers(
         assert flushed.returncode == 0, flushed.stderr
         got = await h.wait_for(2)
         assert got == [  # delivered in the order they were spooled
-            ReportedStatus(JOB, 4242, JobStatus.RUNNING),
-            ReportedStatus(JOB, 4242, JobStatus.FAILED, 120, 768),
+            Report(JOB, 4242, JobStatus.RUNNING),
+            Report(JOB, 4242, JobStatus.FAILED, 120, 768),
         ]
         assert list(spool.glob("*.json")) == []
         again = await run_reporter(["--flush"], env)
@@ -584,7 +685,8 @@ async def test_slurm_hooks_report_a_real_job(
     name = "0x" + os.urandom(32).hex()
     # The testbed's hooks report only to its supervisor address (GRID_REPORT_SUPERVISORS).
     port = int(testbed_env.supervisor_callback.rsplit(":", 1)[1])
-    async with callback_tree(tmp_path / "state", port=port, tls=tls_of(testbed_env)) as h:
+    tree = callback_tree(tmp_path / "state", port=port, tls=tls_of(testbed_env), known=(name,))
+    async with tree as h:
         submitted = await trio.run_process(
             [
                 "sbatch",
@@ -602,7 +704,7 @@ async def test_slurm_hooks_report_a_real_job(
         slurm_id = int(submitted.stdout.decode().split(";")[0])
         got = await h.wait_for(2, seconds=90)
     running, final = got
-    assert running == ReportedStatus(name, slurm_id, JobStatus.RUNNING)
+    assert running == Report(name, slurm_id, JobStatus.RUNNING)
     assert (final.job_id, final.slurm_job_id, final.status) == (name, slurm_id, JobStatus.FAILED)
     assert final.exit_code == 768
     assert 1 <= final.duration_seconds <= 30

@@ -8,8 +8,12 @@ While a real job runs, the test sends, without the secret:
 - a final status naming another SLURM job id than ours: the job's state machine ignores it;
 - FINISHED with our SLURM id and an absurd duration while SLURM says RUNNING: the cross-check
   with SLURM refuses it (logged, dropped);
-- a final status for a job this provider does not have: dropped by the reaper with a log line;
+- a final status for a job this provider does not have: refused at once (NOT_FOUND), nothing
+  stored;
 - a report with a wrong secret: refused at once (UNAUTHENTICATED).
+
+Then, with the partition full, a job SLURM lists as PENDING gets a forged RUNNING: the chain keeps
+it SCHEDULED until it really starts.
 
 The job then ends for real and the chain shows its true end and duration. A second supervisor,
 configured to *require* the secret, refuses a report without it while the testbed's reporters
@@ -22,6 +26,7 @@ import asyncio
 import re
 import signal
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +43,7 @@ from tests.integration.supervisor_harness import (
     chain_job,
     completions,
     scontrol,
+    slurm_state,
     submit,
     wait_for,
     wait_status,
@@ -45,6 +51,7 @@ from tests.integration.supervisor_harness import (
 
 SECRET_KEY = "x-grid-reporter-secret-bin"
 WIRE_FINISHED = 7
+WIRE_RUNNING = 4
 
 
 def send_report(
@@ -148,16 +155,12 @@ def test_a_final_report_while_slurm_says_running_is_refused(
                      .read_text())  # fmt: skip
 
 
-def test_a_report_for_a_job_we_do_not_have_is_dropped(
+def test_a_report_for_a_job_we_do_not_have_is_refused(
     victim: tuple[str, int], testbed_env: TestbedEnv, supervisor: Supervisor
 ) -> None:
     stranger = "0x" + "5a" * 32
-    assert send_report(testbed_env.supervisor_callback, stranger, 4242, duration=60) == "OK"
-    wait_for(
-        "the reaper to drop the report",
-        lambda: "dropped a FINISHED report for a job we do not have" in supervisor.log.read_text(),
-        timeout=20,
-    )
+    assert send_report(testbed_env.supervisor_callback, stranger, 4242, duration=60) == "NOT_FOUND"
+    assert stranger not in supervisor.log.read_text()  # not stored, not forwarded
 
 
 def test_a_wrong_secret_is_refused(victim: tuple[str, int], testbed_env: TestbedEnv) -> None:
@@ -177,6 +180,46 @@ def test_the_job_still_ends_with_its_true_end_and_duration(
     assert ended.status == JobStatus.FINISHED and ended.exit_code == 0
     (completion,) = completions(testbed_env)[job_id]
     assert billed_minutes(testbed_env, ended) == completion.duration_seconds // 60 == 1
+
+
+def fill_the_partition(env: TestbedEnv) -> str:
+    """A job of our own holding every node of the partition, running: its SLURM id."""
+    command = ["sbatch", "--parsable", "--exclusive", "-N", str(len(env.slurm.nodes))]
+    command += [f"--partition={env.slurm.partition}", "--output=/dev/null", "--job-name=blocker"]
+    done = subprocess.run([*command, "--wrap", "sleep 300"], capture_output=True, text=True)
+    blocker = done.stdout.split(";")[0].strip()
+    assert done.returncode == 0 and blocker, done.stderr
+
+    def state() -> str:
+        shown = ["squeue", "-h", "-j", blocker, "-o", "%T"]
+        return subprocess.run(shown, capture_output=True, text=True).stdout.strip()
+
+    wait_for("the blocker to run", lambda: state() == "RUNNING", timeout=120)
+    return blocker
+
+
+def test_a_forged_running_for_a_pending_job_waits_for_slurm(
+    supervisor: Supervisor, testbed_env: TestbedEnv, tmp_path: Path
+) -> None:
+    blocker = fill_the_partition(testbed_env)
+    try:
+        job_id = submit(testbed_env, tmp_path / "job", "#!/bin/bash\nsleep 5\n", customer=3)
+        listed = wait_for("SLURM to list the job", lambda: slurm_state(job_id), timeout=120)
+        assert listed[0] == "PENDING"
+        slurm_id = int(scontrol(job_id)["JobId"])
+        endpoint = testbed_env.supervisor_callback
+        assert send_report(endpoint, job_id, slurm_id, status=WIRE_RUNNING) == "OK"
+        refused = re.compile(rf"{job_id}: report RUNNING .* refused: SLURM says PENDING")
+        wait_for(
+            "the forged RUNNING to be refused",
+            lambda: refused.search(supervisor.log.read_text()),
+            timeout=30,
+        )
+        assert chain_job(testbed_env, job_id).status == JobStatus.SCHEDULED
+    finally:
+        subprocess.run(["scancel", blocker], check=False)
+    ended = wait_status(testbed_env, job_id, FINAL, 150)
+    assert ended.status == JobStatus.FINISHED  # it ran once SLURM started it
 
 
 def test_a_supervisor_requiring_the_secret_refuses_reports_without_it(

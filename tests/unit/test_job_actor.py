@@ -14,87 +14,37 @@ import msgspec
 import pytest
 import trio
 
-from actors.callbacks import REPORTS_BOX, ReceivedReport, report_key
-from actors.grid import ClaimedJob, ClaimedTopUp, JobDefinition, JobStatus
-from actors.job.actor import JOBS_NAMESPACE, REQUESTS_BOX, StoredRequest
+from actors.grid import ClaimedJob, ClaimedTopUp, JobDefinition, JobStatus, Report
 from actors.job.machine import (
     CancelInSlurm,
     CancelRequested,
     ChainApplied,
     Event,
-    FoundInSlurm,
     Job,
     LaunchLost,
     Phase,
-    RaiseTimeLimit,
-    Refuse,
-    Refused,
-    Reported,
     RequeueInSlurm,
     ScriptFetched,
     SendStatus,
-    Submit,
     Submitted,
-    TimeLimitSet,
     new_job,
     transition,
 )
 from actors.job.supervisor import DISPATCHER_NAME, Reconcile, jobs_supervisor
+from actors.records import JobRecords, ReportInbox, RequestInbox, StoredRequest, cancel_key
 from actors.slurm.messages import SlurmJob
 from runtime.store import Store, open_store
+from tests.job_stand_ins import Ports
 
 JOB_ID = "0x" + "77" * 32
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
-
-
-class Ports:
-    """Stand-ins for SLURM and the chain: every status is applied; SLURM says ``slurm``."""
-
-    def __init__(self, slurm: SlurmJob | None = None) -> None:
-        self.slurm = slurm
-        self.sent: list[SendStatus] = []
-        self.requeued: list[RequeueInSlurm] = []
-        self.slurm_asks = 0
-
-    async def fetch_script(self, job: Job) -> Event:
-        return ScriptFetched("#!/bin/sh\n")
-
-    async def submit(self, job: Job, effect: Submit) -> Event:
-        return Submitted(42)
-
-    async def find_in_slurm(self, job: Job) -> Event:
-        return FoundInSlurm(42)
-
-    async def send_status(self, job: Job, effect: SendStatus) -> Event:
-        self.sent.append(effect)
-        return ChainApplied(effect.status)
-
-    async def refuse(self, job: Job, effect: Refuse) -> Event:
-        return Refused()
-
-    async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None:
-        return None
-
-    async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> Event:
-        return TimeLimitSet(ok=True)
-
-    async def requeue_in_slurm(self, job: Job, effect: RequeueInSlurm) -> str | None:
-        self.requeued.append(effect)
-        return None
-
-    async def slurm_job(self, slurm_job_id: int) -> SlurmJob | None:
-        self.slurm_asks += 1
-        return self.slurm
-
-    def close(self) -> None:
-        pass
 
 
 def running_job() -> Job:
     claim = ClaimedJob(JOB_ID, "0x" + "11" * 20, "0x" + "22" * 20, 10,
                        JobDefinition(0, 100, 1, 1, "h"))  # fmt: skip
     job, _ = new_job(claim)
-    for event in (ScriptFetched("s"), Submitted(42), Reported(JobStatus.RUNNING, 42)):
+    for event in (ScriptFetched("s"), Submitted(42), Report(JOB_ID, 42, JobStatus.RUNNING)):
         job, _ = transition(job, event)
     return transition(job, ChainApplied(JobStatus.RUNNING))[0]
 
@@ -140,19 +90,19 @@ async def running_dispatcher(store: Store, ports: Ports) -> AsyncIterator[Any]:
 
 
 async def record(store: Store) -> Job:
-    job = await store.get(JOBS_NAMESPACE, JOB_ID, Job)
+    job = await JobRecords(store).get(JOB_ID)
     assert job is not None
     return job
 
 
-async def offer(store: Store, report: ReceivedReport) -> None:
-    await store.offer(REPORTS_BOX, report_key(report), report)
+async def offer(store: Store, report: Report) -> None:
+    assert await ReportInbox(store).offer(report)
 
 
 async def test_an_unsettled_job_is_resumed_when_the_subtree_starts(store: Store) -> None:
-    job, _ = transition(running_job(), Reported(JobStatus.FAILED, 42, 1, 768))
+    job, _ = transition(running_job(), Report(JOB_ID, 42, JobStatus.FAILED, 61, 768))
     assert job.phase is Phase.REPORTING
-    await store.put(JOBS_NAMESPACE, JOB_ID, job)  # as a killed process left it
+    await JobRecords(store).put(job)  # as a killed process left it
     ports = Ports()
     await run_tree(store, ports)
     assert ports.sent == [SendStatus(JobStatus.FAILED, 1, 768)]
@@ -162,21 +112,21 @@ async def test_an_unsettled_job_is_resumed_when_the_subtree_starts(store: Store)
 async def test_an_unauthenticated_final_report_slurm_contradicts_is_dropped(
     store: Store,
 ) -> None:
-    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
-    forged = ReceivedReport(JOB_ID, 42, JobStatus.FINISHED, 6000, 0, authenticated=False)
+    await JobRecords(store).put(running_job())
+    forged = Report(JOB_ID, 42, JobStatus.FINISHED, 6000, 0, authenticated=False)
     await offer(store, forged)
     ports = Ports(slurm=slurm_says("RUNNING"))
     await run_tree(store, ports, until=0.5)
     assert ports.sent == [] and ports.slurm_asks == 1
     assert (await record(store)).phase is Phase.RUNNING
-    assert await store.pending(REPORTS_BOX, ReceivedReport) == []  # dropped (acknowledged)
+    assert await ReportInbox(store).pending() == []  # dropped
 
 
 async def test_an_unauthenticated_final_report_slurm_confirms_uses_slurms_numbers(
     store: Store,
 ) -> None:
-    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
-    claimed = ReceivedReport(JOB_ID, 42, JobStatus.FINISHED, 6000, 0, authenticated=False)
+    await JobRecords(store).put(running_job())
+    claimed = Report(JOB_ID, 42, JobStatus.FINISHED, 6000, 0, authenticated=False)
     await offer(store, claimed)
     ports = Ports(slurm=slurm_says("COMPLETED", seconds=130))
     await run_tree(store, ports)
@@ -184,8 +134,8 @@ async def test_an_unauthenticated_final_report_slurm_confirms_uses_slurms_number
 
 
 async def test_an_authenticated_report_is_believed_without_asking_slurm(store: Store) -> None:
-    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
-    ours = ReceivedReport(JOB_ID, 42, JobStatus.FAILED, 125, 768, authenticated=True)
+    await JobRecords(store).put(running_job())
+    ours = Report(JOB_ID, 42, JobStatus.FAILED, 125, 768, authenticated=True)
     await offer(store, ours)
     ports = Ports(slurm=None)
     await run_tree(store, ports)
@@ -199,8 +149,8 @@ async def test_the_reaper_can_start_a_live_jobs_actor(store: Store) -> None:
         await nursery.start(tree.run)
         await trio.sleep(0.1)
         # a live job appears in the store without its actor (as if it had ended abnormally)
-        job, _ = transition(running_job(), Reported(JobStatus.FINISHED, 42, 3, 0))
-        await store.put(JOBS_NAMESPACE, JOB_ID, job)
+        job, _ = transition(running_job(), Report(JOB_ID, 42, JobStatus.FINISHED, 180, 0))
+        await JobRecords(store).put(job)
         dispatcher = tree.find_child(DISPATCHER_NAME)
         assert dispatcher is not None
         answer = await dispatcher.ask(Reconcile(JOB_ID))  # type: ignore[attr-defined]
@@ -213,7 +163,7 @@ async def test_the_reaper_can_start_a_live_jobs_actor(store: Store) -> None:
 async def test_a_lost_launch_the_reaper_tells_is_requeued_and_the_job_stays_running(
     store: Store,
 ) -> None:
-    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
+    await JobRecords(store).put(running_job())
     ports = Ports()
     async with running_dispatcher(store, ports) as dispatcher:
         lost = Reconcile(JOB_ID, LaunchLost(42, "SLURM never launched it"))
@@ -233,25 +183,25 @@ async def test_a_lost_launch_the_reaper_tells_is_requeued_and_the_job_stays_runn
 async def test_a_claimed_top_up_is_stored_before_the_answer_and_applied_once(
     store: Store,
 ) -> None:
-    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())  # claimed for 10 minutes
+    await JobRecords(store).put(running_job())  # claimed for 10 minutes
     top_up = ClaimedTopUp(JOB_ID, "0x" + "22" * 20, extra_minutes=5, block_number=900)
     async with running_dispatcher(store, Ports()) as dispatcher:
         first = await dispatcher.ask(top_up)
         again = await dispatcher.ask(top_up)  # a replayed log
         assert (first.accepted, again.reason) == (True, "already requested")
         for _ in range(100):
-            if not await store.pending(REQUESTS_BOX, StoredRequest):
+            if not await RequestInbox(store).of_job(JOB_ID):
                 break
             await trio.sleep(0.02)
     job = await record(store)
     assert job.top_up_minutes == 5 and job.time_limit_minutes == 15
-    assert await store.pending(REQUESTS_BOX, StoredRequest) == []
+    assert await RequestInbox(store).of_job(JOB_ID) == []
 
 
 async def test_a_stored_request_is_applied_when_the_actor_starts(store: Store) -> None:
-    await store.put(JOBS_NAMESPACE, JOB_ID, running_job())
-    key = f"{JOB_ID}/cancel/901"
-    await store.offer(REQUESTS_BOX, key, StoredRequest(JOB_ID, CancelRequested()))
+    await JobRecords(store).put(running_job())
+    key = cancel_key(JOB_ID, 901)
+    await RequestInbox(store).offer(key, StoredRequest(JOB_ID, CancelRequested()))
     cancels: list[CancelInSlurm] = []
 
     class Recording(Ports):
@@ -269,7 +219,7 @@ async def test_a_stored_request_is_applied_when_the_actor_starts(store: Store) -
         tree.request_stop()
     assert cancels == [CancelInSlurm(42)]
     assert (await record(store)).cancel_requested
-    assert await store.pending(REQUESTS_BOX, StoredRequest) == []
+    assert await RequestInbox(store).of_job(JOB_ID) == []
 
 
 async def test_a_replayed_claim_of_a_settled_job_does_not_run_it_again(store: Store) -> None:
@@ -278,7 +228,7 @@ async def test_a_replayed_claim_of_a_settled_job_does_not_run_it_again(store: St
         phase=Phase.DONE,
         claim=msgspec.structs.replace(running_job().claim, block_number=44),
     )
-    await store.put(JOBS_NAMESPACE, JOB_ID, settled)
+    await JobRecords(store).put(settled)
     async with running_dispatcher(store, Ports()) as dispatcher:
         replayed = msgspec.structs.replace(settled.claim)  # the same log, read again
         answer = await dispatcher.ask(replayed)
@@ -289,3 +239,34 @@ async def test_a_replayed_claim_of_a_settled_job_does_not_run_it_again(store: St
         assert answer.accepted and answer.reason == ""
         new = await record(store)
     assert new.claim.block_number == 90 and new.phase is not Phase.DONE  # a new life
+
+
+async def test_a_report_left_in_the_inbox_is_applied_when_the_reaper_finds_it(
+    store: Store,
+) -> None:
+    await JobRecords(store).put(running_job())
+    ports = Ports()
+    async with running_dispatcher(store, ports) as dispatcher:
+        for _ in range(100):  # the job's actor is resumed as the subtree starts
+            if (await dispatcher.ask(Reconcile(JOB_ID))).reason == "running":
+                break
+            await trio.sleep(0.02)
+        # Stored while nobody told the actor (the callback server gave up forwarding it).
+        await offer(store, Report(JOB_ID, 42, JobStatus.FAILED, 125, 768, authenticated=True))
+        answer = await dispatcher.ask(Reconcile(JOB_ID, replay_reports=True))
+        assert answer.reason == "running; replays its inbox"
+        await settled(store, 3.0)
+    assert ports.sent == [SendStatus(JobStatus.FAILED, 2, 768)]
+    assert await ReportInbox(store).pending() == []
+
+
+async def test_a_report_is_acknowledged_with_the_record_it_produced(store: Store) -> None:
+    await JobRecords(store).put(running_job())
+    ports = Ports()
+    ignored = Report(JOB_ID, 41, JobStatus.FINISHED, 60, 0)  # another SLURM job: ignored
+    await offer(store, ignored)
+    await run_tree(store, ports, until=0.5)
+    assert await ReportInbox(store).pending() == []  # applied (as nothing) and acknowledged
+    assert not await ReportInbox(store).offer(ignored)  # a repeat stays a duplicate
+    assert ports.sent == [] and ports.slurm_asks == 0
+    assert await record(store) == running_job()

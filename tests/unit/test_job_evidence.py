@@ -8,7 +8,7 @@ import datetime as dt
 import msgspec
 import pytest
 
-from actors.grid import ClaimedJob, JobDefinition, JobStatus
+from actors.grid import ClaimedJob, JobDefinition, JobStatus, Report
 from actors.job.evidence import (
     Accept,
     Refuse,
@@ -19,7 +19,7 @@ from actors.job.evidence import (
     report_from_slurm,
     slurm_end_status,
 )
-from actors.job.machine import Job, Phase, Reported, ScriptFetched, Submitted, new_job, transition
+from actors.job.machine import Job, Phase, ScriptFetched, Submitted, new_job, transition
 from actors.slurm.messages import SlurmJob
 
 JOB_ID = "0x" + "ef" * 32
@@ -66,10 +66,10 @@ def test_duration_is_end_minus_start_else_elapsed() -> None:
 
 
 def test_reports_recovered_from_slurm() -> None:
-    assert report_from_slurm(record("FAILED", seconds=185, exit_raw=768)) == Reported(
-        JobStatus.FAILED, 7, 3, 768
+    assert report_from_slurm(record("FAILED", seconds=185, exit_raw=768)) == Report(
+        JOB_ID, 7, JobStatus.FAILED, 185, 768
     )
-    assert report_from_slurm(record("RUNNING")) == Reported(JobStatus.RUNNING, 7)
+    assert report_from_slurm(record("RUNNING")) == Report(JOB_ID, 7, JobStatus.RUNNING)
     assert report_from_slurm(record("PENDING")) is None
 
 
@@ -78,7 +78,8 @@ def test_reports_recovered_from_slurm() -> None:
     [
         (Phase.SUBMITTED, JobStatus.FINISHED, 7, True),
         (Phase.RUNNING, JobStatus.CANCELLED, 7, True),
-        (Phase.RUNNING, JobStatus.RUNNING, 7, False),  # RUNNING with a known id: no check
+        (Phase.RUNNING, JobStatus.RUNNING, 7, False),  # RUNNING on chain already: ignored
+        (Phase.SUBMITTED, JobStatus.RUNNING, 7, True),  # it would be sent: SLURM must agree
         (Phase.RUNNING, JobStatus.FINISHED, 8, False),  # another SLURM job: the machine ignores
         (Phase.SUBMITTING, JobStatus.RUNNING, 9, True),  # it would tell the machine an id
         (Phase.REPORTING, JobStatus.FINISHED, 7, False),  # the end is decided already
@@ -87,39 +88,39 @@ def test_reports_recovered_from_slurm() -> None:
 def test_which_unauthenticated_reports_need_a_check(
     phase: Phase, status: JobStatus, slurm_id: int, needed: bool
 ) -> None:
-    assert needs_check(job_in(phase), Reported(status, slurm_id, 1, 0)) is needed
+    assert needs_check(job_in(phase), Report(JOB_ID, slurm_id, status, 60, 0)) is needed
 
 
 def test_a_final_report_slurm_confirms_is_acted_on_with_slurms_numbers() -> None:
-    forged_duration = Reported(JobStatus.FINISHED, 7, duration_minutes=999, exit_code=0)
+    forged_duration = Report(JOB_ID, 7, JobStatus.FINISHED, duration_seconds=999 * 60)
     verdict = check_report(JOB_ID, forged_duration, record("COMPLETED", seconds=125))
-    assert verdict == Accept(Reported(JobStatus.FINISHED, 7, 2, 0))
+    assert verdict == Accept(Report(JOB_ID, 7, JobStatus.FINISHED, 125, 0))
 
 
 @pytest.mark.parametrize(
     ("event", "slurm", "why"),
     [
-        (Reported(JobStatus.FINISHED, 7, 1, 0), None, "does not know"),
-        (Reported(JobStatus.FINISHED, 7, 1, 0), record("COMPLETED", name="0x" + "00" * 32),
+        (Report(JOB_ID, 7, JobStatus.FINISHED, 60), None, "does not know"),
+        (Report(JOB_ID, 7, JobStatus.FINISHED, 60), record("COMPLETED", name="0x" + "00" * 32),
          "is not job"),
-        (Reported(JobStatus.FINISHED, 7, 1, 0), record("RUNNING"), "RUNNING, not ended"),
-        (Reported(JobStatus.FINISHED, 7, 1, 0), record("FAILED"), "not FINISHED"),
-        (Reported(JobStatus.RUNNING, 7), record("PENDING"), "not started"),
+        (Report(JOB_ID, 7, JobStatus.FINISHED, 60), record("RUNNING"), "RUNNING, not ended"),
+        (Report(JOB_ID, 7, JobStatus.FINISHED, 60), record("FAILED"), "not FINISHED"),
+        (Report(JOB_ID, 7, JobStatus.RUNNING), record("PENDING"), "not started"),
     ],
 )  # fmt: skip
 def test_reports_slurm_contradicts_are_refused(
-    event: Reported, slurm: SlurmJob | None, why: str
+    event: Report, slurm: SlurmJob | None, why: str
 ) -> None:
     verdict = check_report(JOB_ID, event, slurm)
     assert isinstance(verdict, Refuse) and why in verdict.reason
 
 
 def test_a_job_still_completing_is_looked_at_again() -> None:
-    verdict = check_report(JOB_ID, Reported(JobStatus.FINISHED, 7, 1, 0), record("COMPLETING"))
+    verdict = check_report(JOB_ID, Report(JOB_ID, 7, JobStatus.FINISHED, 60), record("COMPLETING"))
     assert isinstance(verdict, Wait)
 
 
 def test_a_running_report_slurm_confirms_is_accepted() -> None:
-    assert check_report(JOB_ID, Reported(JobStatus.RUNNING, 7), record("RUNNING")) == Accept(
-        Reported(JobStatus.RUNNING, 7)
+    assert check_report(JOB_ID, Report(JOB_ID, 7, JobStatus.RUNNING), record("RUNNING")) == Accept(
+        Report(JOB_ID, 7, JobStatus.RUNNING)
     )

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.grid import ClaimedJob, JobDefinition, JobStatus
+from actors.grid import ClaimedJob, JobDefinition, JobStatus, Report
 from actors.job.machine import (
     RECOVERY,
     CancelInSlurm,
@@ -27,7 +27,6 @@ from actors.job.machine import (
     RaiseTimeLimit,
     Refuse,
     Refused,
-    Reported,
     RequeueInSlurm,
     ScriptFetched,
     ScriptUnavailable,
@@ -43,6 +42,13 @@ from actors.job.machine import (
 )
 
 JOB_ID = "0x" + "ab" * 32
+
+
+def reported(status: JobStatus, slurm_id: int, minutes: int = 0, exit_code: int = 0) -> Report:
+    """A report from the SLURM side of this job, lasting ``minutes`` whole minutes."""
+    return Report(JOB_ID, slurm_id, status, minutes * 60, exit_code)
+
+
 CUSTOMER = "0x" + "11" * 20
 PROVIDER = "0x" + "22" * 20
 
@@ -81,11 +87,11 @@ def test_happy_path_claim_to_finished() -> None:
     assert job.phase is Phase.SUBMITTING and effects == [Submit("echo hi", 7)]
     job, effects = transition(job, Submitted(42))
     assert job.phase is Phase.SUBMITTED and job.slurm_job_id == 42 and effects == []
-    job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
+    job, effects = transition(job, reported(JobStatus.RUNNING, 42))
     assert effects == [SendStatus(JobStatus.RUNNING)]
     job, effects = transition(job, ChainApplied(JobStatus.RUNNING))
     assert job.phase is Phase.RUNNING and job.chain_status is JobStatus.RUNNING
-    job, effects = transition(job, Reported(JobStatus.FINISHED, 42, 3, 0))
+    job, effects = transition(job, reported(JobStatus.FINISHED, 42, 3, 0))
     assert job.phase is Phase.REPORTING
     assert effects == [SendStatus(JobStatus.FINISHED, 3, 0)]
     job, effects = transition(job, ChainApplied(JobStatus.FINISHED))
@@ -132,8 +138,8 @@ def test_sbatch_refusal_refuses_the_job_on_chain() -> None:
 
 def test_final_report_while_running_is_being_sent_is_queued_not_lost() -> None:
     job = submitted()
-    job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
-    job, effects = transition(job, Reported(JobStatus.FAILED, 42, 1, 768))
+    job, effects = transition(job, reported(JobStatus.RUNNING, 42))
+    job, effects = transition(job, reported(JobStatus.FAILED, 42, 1, 768))
     assert effects == [] and job.queued is not None
     job, effects = transition(job, ChainApplied(JobStatus.RUNNING))
     assert job.phase is Phase.REPORTING and effects == [SendStatus(JobStatus.FAILED, 1, 768)]
@@ -141,7 +147,7 @@ def test_final_report_while_running_is_being_sent_is_queued_not_lost() -> None:
 
 def test_missed_running_sends_running_first_then_the_final_status() -> None:
     job = submitted()
-    job, effects = transition(job, Reported(JobStatus.FINISHED, 42, 2, 0))
+    job, effects = transition(job, reported(JobStatus.FINISHED, 42, 2, 0))
     assert effects == [SendStatus(JobStatus.FINISHED, 2, 0)]
     job, effects = transition(job, ChainRejected(JobStatus.FINISHED, "InvalidTransition", (2, 5)))
     assert effects == [SendStatus(JobStatus.RUNNING)]
@@ -153,36 +159,36 @@ def test_missed_running_sends_running_first_then_the_final_status() -> None:
 
 def test_duplicate_running_reports_send_once() -> None:
     job = submitted()
-    job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
+    job, effects = transition(job, reported(JobStatus.RUNNING, 42))
     assert effects == [SendStatus(JobStatus.RUNNING)]
     for _ in range(3):  # one prolog per node of a multi-node job
-        job, effects = transition(job, Reported(JobStatus.RUNNING, 42))
+        job, effects = transition(job, reported(JobStatus.RUNNING, 42))
         assert effects == []
 
 
 def test_report_for_another_slurm_job_is_ignored() -> None:
     job = submitted()
-    after, effects = transition(job, Reported(JobStatus.FINISHED, 999, 1, 0))
+    after, effects = transition(job, reported(JobStatus.FINISHED, 999, 1, 0))
     assert after == job and effects == []
 
 
 def test_report_before_submission_is_ignored() -> None:
     job, _ = new_job(claim())
-    after, effects = transition(job, Reported(JobStatus.FINISHED, 5, 1, 0))
+    after, effects = transition(job, reported(JobStatus.FINISHED, 5, 1, 0))
     assert after == job and effects == []
 
 
 def test_report_during_submission_proves_the_submission() -> None:
     job, _ = new_job(claim())
     job, _ = transition(job, ScriptFetched("x"))
-    job, effects = transition(job, Reported(JobStatus.RUNNING, 77))
+    job, effects = transition(job, reported(JobStatus.RUNNING, 77))
     assert job.phase is Phase.SUBMITTED and job.slurm_job_id == 77
     assert effects == [SendStatus(JobStatus.RUNNING)]
 
 
 def test_cold_job_on_chain_cancels_what_still_runs() -> None:
     job = submitted()
-    job, _ = transition(job, Reported(JobStatus.RUNNING, 42))
+    job, _ = transition(job, reported(JobStatus.RUNNING, 42))
     job, effects = transition(job, ChainRejected(JobStatus.RUNNING, "JobHotStatusOnly", (4,)))
     assert job.phase is Phase.DONE and effects == [CancelInSlurm(42)]
 
@@ -191,7 +197,7 @@ def test_cancel_request_cancels_in_slurm() -> None:
     job = submitted()
     job, effects = transition(job, CancelRequested())
     assert effects == [CancelInSlurm(42)] and job.cancel_requested
-    job, effects = transition(job, Reported(JobStatus.CANCELLED, 42, 1, 0))
+    job, effects = transition(job, reported(JobStatus.CANCELLED, 42, 1, 0))
     assert effects == [SendStatus(JobStatus.CANCELLED, 1, 0)]
 
 
@@ -248,7 +254,7 @@ def test_a_time_limit_slurm_will_not_raise_is_not_retried(detail: str) -> None:
 
 
 def test_top_up_of_an_ending_job_changes_nothing() -> None:
-    job, _ = transition(submitted(), Reported(JobStatus.FAILED, 42, 1, 256))
+    job, _ = transition(submitted(), reported(JobStatus.FAILED, 42, 1, 256))
     assert transition(job, TopUpRequested(5)) == (job, [])
 
 
@@ -270,15 +276,15 @@ def test_a_job_slurm_certainly_lost_is_panicked() -> None:
 
 
 def test_lost_is_ignored_once_the_end_is_known() -> None:
-    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
-    job, _ = transition(job, Reported(JobStatus.FINISHED, 42, 3, 0))  # queued behind RUNNING
+    job, _ = transition(submitted(), reported(JobStatus.RUNNING, 42))
+    job, _ = transition(job, reported(JobStatus.FINISHED, 42, 3, 0))  # queued behind RUNNING
     assert transition(job, LostInSlurm("gone")) == (job, [])
     before_submission, _ = new_job(claim())
     assert transition(before_submission, LostInSlurm("gone")) == (before_submission, [])
 
 
 def test_a_job_slurm_never_launched_is_requeued_under_the_same_slurm_id() -> None:
-    running, _ = run(submitted(), Reported(JobStatus.RUNNING, 42), ChainApplied(JobStatus.RUNNING))
+    running, _ = run(submitted(), reported(JobStatus.RUNNING, 42), ChainApplied(JobStatus.RUNNING))
     for job in (submitted(), running):
         after, effects = transition(job, LaunchLost(42, "SLURM never launched it"))
         assert effects == [RequeueInSlurm(42)]
@@ -295,12 +301,12 @@ def test_a_lost_launch_is_ignored_for_another_slurm_job_after_a_cancel_and_out_o
     assert transition(cancelling, LaunchLost(42, "x")) == (cancelling, [])
     before_submission, _ = new_job(claim())
     assert transition(before_submission, LaunchLost(42, "x")) == (before_submission, [])
-    ending, _ = transition(submitted(), Reported(JobStatus.FINISHED, 42, 3, 0))
+    ending, _ = transition(submitted(), reported(JobStatus.FINISHED, 42, 3, 0))
     assert transition(ending, LaunchLost(42, "x"))[1] == []
 
 
 def test_chain_moved_on_ends_the_job_and_cancels_what_runs() -> None:
-    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    job, _ = transition(submitted(), reported(JobStatus.RUNNING, 42))
     job, _ = transition(job, ChainApplied(JobStatus.RUNNING))
     job, effects = transition(job, ChainMovedOn(JobStatus.PANICKED, "panicked by the oracle"))
     assert job.phase is Phase.DONE and effects == [CancelInSlurm(42)]
@@ -321,7 +327,7 @@ def test_chain_moved_on_before_submission_has_nothing_to_cancel() -> None:
 
 
 def test_chain_holding_our_own_status_is_a_lost_receipt() -> None:
-    job, _ = transition(submitted(), Reported(JobStatus.CANCELLED, 42, 2, 0))
+    job, _ = transition(submitted(), reported(JobStatus.CANCELLED, 42, 2, 0))
     job, effects = transition(job, ChainMovedOn(JobStatus.CANCELLED))
     assert job.phase is Phase.DONE and effects == []  # nothing to cancel: it was our report
 
@@ -375,12 +381,12 @@ def test_recover_sets_a_pending_time_limit_again(phase: Phase) -> None:
 
 
 def test_recover_running_resends_a_pending_status() -> None:
-    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    job, _ = transition(submitted(), reported(JobStatus.RUNNING, 42))
     assert recover(job)[1] == [SendStatus(JobStatus.RUNNING)]
 
 
 def test_recover_reporting_resends_the_final_status() -> None:
-    job, _ = transition(submitted(), Reported(JobStatus.OUT_OF_CREDITS, 42, 9, 0))
+    job, _ = transition(submitted(), reported(JobStatus.OUT_OF_CREDITS, 42, 9, 0))
     assert recover(job)[1] == [SendStatus(JobStatus.OUT_OF_CREDITS, 9, 0)]
 
 
@@ -411,7 +417,7 @@ def test_recover_done_does_nothing() -> None:
 
 
 def test_records_round_trip_through_the_store_encoding() -> None:
-    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    job, _ = transition(submitted(), reported(JobStatus.RUNNING, 42))
     decoded = msgspec.json.decode(msgspec.json.encode(job), type=Job)
     assert decoded == job
 
@@ -424,7 +430,7 @@ events: st.SearchStrategy[Event] = st.one_of(
     st.builds(ScriptUnavailable, st.just("gone")),
     st.builds(Submitted, st.just(42)),
     st.builds(FoundInSlurm, st.sampled_from([None, 42])),
-    st.builds(Reported, statuses, st.sampled_from([42, 43]), st.integers(0, 9), st.integers(0, 9)),
+    st.builds(reported, statuses, st.sampled_from([42, 43]), st.integers(0, 9), st.integers(0, 9)),
     st.builds(ChainApplied, statuses),
     st.builds(
         ChainRejected,
@@ -471,12 +477,12 @@ def test_a_final_report_after_submission_is_always_sent(
     job = submitted()
     for event in noise:
         if isinstance(
-            event, Reported | ChainRejected | ChainMovedOn | LostInSlurm | Submitted | FoundInSlurm
+            event, Report | ChainRejected | ChainMovedOn | LostInSlurm | Submitted | FoundInSlurm
         ):
             continue  # noise that cannot be a final report nor a refusal
         job, _ = transition(job, event)
     if job.phase is not Phase.SUBMITTED:
         return
-    job, effects = transition(job, Reported(final, 42, 1, 0))
+    job, effects = transition(job, reported(final, 42, 1, 0))
     sent = [e for e in effects if isinstance(e, SendStatus)]
     assert sent == [SendStatus(final, 1, 0)] or job.queued is not None

@@ -11,11 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import metrics
-from actors.callbacks import REPORTS_BOX, ReceivedReport
 from actors.drain import DrainSwitch
-from actors.grid import ClaimedJob, JobDefinition, JobStatus
-from actors.job.actor import JOBS_NAMESPACE
+from actors.grid import ClaimedJob, JobDefinition, JobStatus, Report
 from actors.job.machine import new_job
+from actors.records import JobRecords, ReportInbox
 from actors.slurm.ssh import command_name
 from runtime import Actor, ChildSpec, Supervisor
 from runtime.store import open_store
@@ -96,12 +95,8 @@ async def test_collector_reads_the_tree_the_store_and_the_switch(tmp_path: Path)
     )
     async with open_store(tmp_path) as store:
         job, _ = new_job(claim)
-        await store.put(JOBS_NAMESPACE, job_id, job)
-        await store.offer(
-            REPORTS_BOX,
-            "k",
-            ReceivedReport(job_id=job_id, slurm_job_id=1, status=JobStatus.RUNNING),
-        )
+        await JobRecords(store).put(job)
+        await ReportInbox(store).offer(Report(job_id, 1, JobStatus.RUNNING))
         drain = DrainSwitch(store)
         await drain.set(True)
         name = f"job:{job_id}"

@@ -7,7 +7,7 @@ import datetime as dt
 import msgspec
 import pytest
 
-from actors.grid import ClaimedJob, JobDefinition, JobStatus, OnChainJob
+from actors.grid import ClaimedJob, JobDefinition, JobStatus, OnChainJob, Report
 from actors.job.machine import (
     CancelRequested,
     ChainApplied,
@@ -16,7 +16,6 @@ from actors.job.machine import (
     LaunchLost,
     LostInSlurm,
     Phase,
-    Reported,
     ScriptFetched,
     Submitted,
     new_job,
@@ -33,6 +32,7 @@ from actors.reaper import (
     Tell,
     reconcile,
     settings_from_config,
+    sort_reports,
 )
 from actors.slurm.messages import SlurmJob
 from config.schema import Reaper
@@ -58,7 +58,7 @@ def submitted() -> Job:
 
 
 def running() -> Job:
-    job, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    job, _ = transition(submitted(), Report(JOB_ID, 42, JobStatus.RUNNING))
     return transition(job, ChainApplied(JobStatus.RUNNING))[0]
 
 
@@ -138,7 +138,7 @@ def test_the_chain_rule_applies_before_submission_too() -> None:
 
 def test_hot_on_chain_and_unknown_chain_leave_slurm_rules_alone() -> None:
     ended = SlurmAnswer((slurm("COMPLETED", seconds=200),))
-    expected = [Tell(Reported(JobStatus.FINISHED, 42, 3, 0))]
+    expected = [Tell(Report(JOB_ID, 42, JobStatus.FINISHED, 200, 0))]
     assert decide(running(), ended, on_chain(JobStatus.RUNNING)) == expected
     assert decide(running(), ended, ChainUnknown("rpc down")) == expected
     assert decide(running(), ended, ChainAnswer(None)) == expected
@@ -165,7 +165,7 @@ def test_an_end_slurm_knows_is_recovered_with_its_duration_and_exit_code(
     job: Job = make()
     view = SlurmAnswer((slurm(state, seconds=185, exit_raw=exit_raw),))
     assert decide(job, view, on_chain(JobStatus.RUNNING)) == [
-        Tell(Reported(status, 42, 3, exit_raw))
+        Tell(Report(JOB_ID, 42, status, 185, exit_raw))
     ]
 
 
@@ -174,18 +174,18 @@ def test_an_end_is_first_left_to_the_completion_report() -> None:
     assert decide(running(), ended, on_chain(JobStatus.RUNNING), ended_for=None) == [Ended()]
     assert decide(running(), ended, on_chain(JobStatus.RUNNING), ended_for=9.9) == [Ended()]
     assert decide(running(), ended, on_chain(JobStatus.RUNNING), ended_for=10.0) == [
-        Tell(Reported(JobStatus.OUT_OF_CREDITS, 42, 1, 0))
+        Tell(Report(JOB_ID, 42, JobStatus.OUT_OF_CREDITS, 70, 0))
     ]
 
 
 def test_a_started_job_whose_running_report_was_lost_gets_running() -> None:
     view = SlurmAnswer((slurm("RUNNING"),))
     assert decide(submitted(), view, on_chain(JobStatus.SCHEDULED)) == [
-        Tell(Reported(JobStatus.RUNNING, 42))
+        Tell(Report(JOB_ID, 42, JobStatus.RUNNING))
     ]
     # RUNNING already on chain, or on its way: nothing to tell
     assert decide(running(), view, on_chain(JobStatus.RUNNING)) == []
-    sending, _ = transition(submitted(), Reported(JobStatus.RUNNING, 42))
+    sending, _ = transition(submitted(), Report(JOB_ID, 42, JobStatus.RUNNING))
     assert decide(sending, view, on_chain(JobStatus.SCHEDULED)) == []
 
 
@@ -286,7 +286,7 @@ def test_slurm_rules_wait_for_submission(phase: Phase) -> None:
 
 
 def test_ending_and_settled_jobs_are_left_to_their_actor() -> None:
-    reporting, _ = transition(running(), Reported(JobStatus.FINISHED, 42, 2, 0))
+    reporting, _ = transition(running(), Report(JOB_ID, 42, JobStatus.FINISHED, 120, 0))
     assert reporting.phase is Phase.REPORTING
     assert decide(reporting, SlurmAnswer(()), on_chain(JobStatus.RUNNING), missing_for=1e9) == []
     done = msgspec.structs.replace(running(), phase=Phase.DONE)
@@ -294,7 +294,7 @@ def test_ending_and_settled_jobs_are_left_to_their_actor() -> None:
 
 
 def test_a_lost_receipt_of_our_own_final_status_is_recognised() -> None:
-    reporting, _ = transition(running(), Reported(JobStatus.FINISHED, 42, 2, 0))
+    reporting, _ = transition(running(), Report(JOB_ID, 42, JobStatus.FINISHED, 120, 0))
     (tell,) = decide(reporting, SlurmAnswer(()), on_chain(JobStatus.FINISHED))
     assert isinstance(tell, Tell) and isinstance(tell.event, ChainMovedOn)
     job, effects = transition(reporting, tell.event)
@@ -319,3 +319,48 @@ def test_settings_come_from_the_reaper_section_of_the_configuration() -> None:
     assert (tuned.interval, tuned.first_sweep_after) == (2.5, 600.0)
     assert (tuned.report_grace, tuned.lost_grace) == (5.0, 30.0)
     assert (tuned.ask_timeout, tuned.concurrency) == (60.0, 16)
+
+
+# --- the reports inbox: strays and reports still waiting -----------------------------------------
+
+EXPIRY = 3600.0
+NOW = 10_000.0
+
+
+def waiting_report(slurm_id: int = 42, *, age: float = 5.0, job_id: str = JOB_ID) -> Report:
+    return Report(job_id, slurm_id, JobStatus.FAILED, 60, 256, received_at=NOW - age)
+
+
+@pytest.mark.parametrize(
+    ("report", "jobs", "why"),
+    [
+        (waiting_report(job_id="0x" + "ee" * 32), {}, "a job we do not have"),
+        (waiting_report(), {JOB_ID: msgspec.structs.replace(running(), phase=Phase.DONE)},
+         "a settled job"),
+        (waiting_report(999), {JOB_ID: running()}, "another SLURM job than the job's 42"),
+        (waiting_report(age=EXPIRY), {JOB_ID: running()}, "has not applied it in 3600 s"),
+        (waiting_report(age=NOW), {JOB_ID: running()}, "has not applied it"),  # never stamped
+    ],
+)  # fmt: skip
+def test_reports_nobody_can_act_on_are_strays(
+    report: Report, jobs: dict[str, Job], why: str
+) -> None:
+    strays, waiting = sort_reports([report], jobs, now=NOW, expiry=EXPIRY)
+    assert waiting == {} and len(strays) == 1
+    assert strays[0].report == report and why in strays[0].reason
+
+
+def test_a_report_the_jobs_actor_can_still_apply_waits_with_its_age() -> None:
+    before_submission = msgspec.structs.replace(claimed(), phase=Phase.SUBMITTING)
+    reports = [waiting_report(age=50.0), waiting_report(age=7.0), waiting_report(77, age=1.0)]
+    strays, waiting = sort_reports(
+        reports, {JOB_ID: running(), "0x01": before_submission}, now=NOW, expiry=EXPIRY
+    )
+    assert waiting == {JOB_ID: 7.0}  # the youngest; the SLURM job 77 report is a stray
+    assert [stray.report.slurm_job_id for stray in strays] == [77]
+    # Before submission the job has no SLURM id yet: any report may be its own.
+    early = waiting_report(77, job_id="0x01")
+    assert sort_reports([early], {"0x01": before_submission}, now=NOW, expiry=EXPIRY) == (
+        [],
+        {"0x01": 5.0},
+    )

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors import callbacks
-from actors.grid import JobStatus, ReportedStatus
+from actors import callbacks, grid
+from actors.grid import JobStatus
+from actors.records import report_key
 from cli import report
 from cli.report import (
     CANCELLED,
@@ -323,7 +324,7 @@ def test_reporter_refused(presented: bytes | None, require: bool) -> None:
         callbacks.authenticate(presented, b"s3cret", require=require)
 
 
-def test_received_report_validates_the_name() -> None:
+def test_decode_report_validates_the_name() -> None:
     request = job_pb2.SetJobStatusRequest(
         name=JOB.upper().replace("0X", "0x"),
         id=5,
@@ -331,38 +332,41 @@ def test_received_report_validates_the_name() -> None:
         status=job_pb2.JOB_STATUS_FAILED,
         exit_code=768,
     )
-    got = callbacks.received_report(request, authenticated=True)
-    assert got == callbacks.ReceivedReport(JOB, 5, JobStatus.FAILED, 61, 768, authenticated=True)
-    assert got.reported() == ReportedStatus(JOB, 5, JobStatus.FAILED, 61, 768)
+    got = callbacks.decode_report(request, authenticated=True, received_at=1.5)
+    assert got == grid.Report(JOB, 5, JobStatus.FAILED, 61, 768, True, 1.5)
+    assert got is not None and got.duration_minutes == 1
     for bad in ("", JOB[2:], "0x" + "ab" * 31, JOB + "ab", "0x" + "g" * 64, f" {JOB}"):
         with pytest.raises(callbacks.InvalidReport):
-            callbacks.received_report(
+            callbacks.decode_report(
                 job_pb2.SetJobStatusRequest(name=bad, status=job_pb2.JOB_STATUS_RUNNING),
                 authenticated=False,
+                received_at=0.0,
             )
 
 
 def test_report_keys_deduplicate_identical_reports_only() -> None:
-    base = callbacks.ReceivedReport(JOB, 5, JobStatus.FINISHED, 120, 0)
-    same = callbacks.ReceivedReport(JOB, 5, JobStatus.FINISHED, 120, 0, authenticated=True)
-    assert callbacks.report_key(base) == callbacks.report_key(same)
-    assert callbacks.report_key(base) == callbacks.report_key(base.reported())
+    base = grid.Report(JOB, 5, JobStatus.FINISHED, 120, 0)
+    same = grid.Report(JOB, 5, JobStatus.FINISHED, 120, 0, authenticated=True, received_at=9.0)
+    assert report_key(base) == report_key(same)  # whoever sent it, whenever
     others = [
-        callbacks.ReceivedReport(JOB, 6, JobStatus.FINISHED, 120, 0),
-        callbacks.ReceivedReport(JOB, 5, JobStatus.FAILED, 120, 0),
-        callbacks.ReceivedReport(JOB, 5, JobStatus.FINISHED, 7200, 0),
-        callbacks.ReceivedReport(JOB, 5, JobStatus.FINISHED, 120, 256),
+        grid.Report(JOB, 6, JobStatus.FINISHED, 120, 0),
+        grid.Report(JOB, 5, JobStatus.FAILED, 120, 0),
+        grid.Report(JOB, 5, JobStatus.FINISHED, 7200, 0),
+        grid.Report(JOB, 5, JobStatus.FINISHED, 120, 256),
     ]
-    keys = {callbacks.report_key(r) for r in [base, *others]}
+    keys = {report_key(r) for r in [base, *others]}
     assert len(keys) == 5
 
 
-def test_stored_record_also_decodes_as_reported_status() -> None:
+def test_a_report_stored_by_an_earlier_version_still_decodes() -> None:
     import msgspec
 
-    record = callbacks.ReceivedReport(JOB, 5, JobStatus.RUNNING, authenticated=True)
-    decoded = msgspec.json.decode(msgspec.json.encode(record), type=ReportedStatus)
-    assert decoded == ReportedStatus(JOB, 5, JobStatus.RUNNING)
+    earlier = (
+        b'{"job_id":"%s","slurm_job_id":5,"status":3,"duration_seconds":0,"exit_code":0,'
+        b'"authenticated":true}' % JOB.encode()
+    )
+    decoded = msgspec.json.decode(earlier, type=grid.Report)
+    assert decoded == grid.Report(JOB, 5, JobStatus.RUNNING, authenticated=True, received_at=0.0)
 
 
 def test_authorized_keys_line_is_the_public_key(tmp_path: Path) -> None:

@@ -171,6 +171,27 @@ async def test_ack_is_idempotent_and_acked_keys_stay_refused(tmp_path: Path) -> 
         assert [key for key, _ in await store.pending("box", Report)] == ["b", "a"]
 
 
+async def test_discard_frees_a_key_pending_or_acked(tmp_path: Path) -> None:
+    async with open_store(tmp_path) as store:
+        await store.offer("box", "forged", Report("f", 0))
+        await store.offer("box", "done", Report("d", 1))
+        await store.ack("box", "done")
+        assert await store.discard("box", "forged") is True  # pending: gone, not a tombstone
+        assert await store.discard("box", "done") is True  # acked: the tombstone goes too
+        assert await store.discard("box", "never-offered") is False
+        assert await store.count("box") == 0
+        # Either key can be offered again, and the new record is the one kept.
+        assert await store.offer("box", "forged", Report("genuine", 2)) is True
+        assert await store.offer("box", "done", Report("d", 3)) is True
+        assert await store.pending("box", Report) == [
+            ("forged", Report("genuine", 2)),
+            ("done", Report("d", 3)),
+        ]
+        async with store.transaction() as tx:
+            tx.discard("box", "done")
+        assert [key for key, _ in await store.pending("box", Report)] == ["forged"]
+
+
 async def test_pending_decode_error_names_the_box(tmp_path: Path) -> None:
     async with open_store(tmp_path) as store:
         await store.offer("box", "k", Report("x", 1))
