@@ -129,7 +129,12 @@ def render_status(status: Mapping[str, Any]) -> str:
             )
         )
     if chain.get("enable_request_new_job") is False:
-        lines.append(_more("! the meta-scheduler takes no new jobs (enableRequestNewJob false)"))
+        lines.append(
+            _more(
+                "! no new job is claimed: the grid retired this meta-scheduler (enableRequestNewJob"
+                " false); set chain.metaschedulerAddress to its current one and restart"
+            )
+        )
 
     slurm = status.get("slurm", {})
     healthy = slurm.get("healthy")

@@ -29,8 +29,10 @@ What it does in the background, for as long as it runs:
   ``eth_blockNumber``; if the chain moved on (or the probe fails) the subscription is dead and is
   rebuilt. Reconnects back off (:class:`runtime.policy.Backoff`).
 - **Checks** ``enableRequestNewJob()`` every ``enable_check_interval`` seconds: ``false`` is logged
-  and shown in its :class:`ChainStatistics`, never a crash (claiming continues: queued jobs are
-  still the provider's to run).
+  and shown in its :class:`ChainStatistics`, never a crash. ``false`` is how
+  the grid retires a contract: new jobs are no longer claimed (an error names the setting to
+  change, ``chain.metaschedulerAddress``), while the jobs already here are still reported,
+  cancelled and topped up.
 
 Asks (see :mod:`actors.chain.messages`): ``StartClaiming``/``StopClaiming`` are handled one at
 a time in the mailbox loop (their order matters); the chain reads and transactions
@@ -106,6 +108,8 @@ log = logging.getLogger(__name__)
 CURSOR_NAMESPACE = "chain"
 CURSOR_KEY = "cursor"
 SEEN_LOGS = 50_000
+RETIRED_REMINDER = 3600.0
+"""Seconds between the error lines that say the contract is retired, for as long as it is."""
 
 
 class ChainCursor(msgspec.Struct, frozen=True):
@@ -157,6 +161,8 @@ class ChainStatistics(ActorStatistics, frozen=True, kw_only=True):
     """The last block whose claim logs are handled (None before the first catch-up)."""
     saved_cursor_block: int | None
     claiming: bool
+    """New jobs are claimed now: claiming was asked for (``StartClaiming``) and the contract is
+    not retired (``enableRequestNewJob()`` is not false)."""
     enable_request_new_job: bool | None
     """The meta-scheduler's ``enableRequestNewJob()`` when last read (None: not read yet)."""
     claims_sent: int
@@ -229,6 +235,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         self._last_head_at = 0.0
         self._claiming = False
         self._enabled: bool | None = None
+        self._retired_logged_at = -1.0
         self._claims_sent = 0
         self._delivered = 0
         self._claim_outcomes = OutcomeTally()
@@ -276,7 +283,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             head_block=self._head,
             cursor_block=self._cursor,
             saved_cursor_block=self._saved_cursor,
-            claiming=self._claiming,
+            claiming=self._claiming and not self.retired,
             enable_request_new_job=self._enabled,
             claims_sent=self._claims_sent,
             claims_delivered=self._delivered,
@@ -553,20 +560,31 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             await trio.sleep(self.settings.poll_interval)
 
     async def _check_enabled(self) -> None:
+        """Read ``enableRequestNewJob()``; ``false`` (the grid retired this contract) stops the
+        claims of new jobs and is logged as an error, again every ``RETIRED_REMINDER`` s."""
         try:
             enabled = await self.client.enable_request_new_job()
         except ChainError as exc:
             log.debug("chain: enableRequestNewJob() failed: %s", exc)
             return
-        if enabled != self._enabled:
-            if not enabled:
-                log.warning(
-                    "chain: enableRequestNewJob() is false: the meta-scheduler takes no new jobs "
-                    "(it may be deprecated); claiming what is queued continues"
-                )
-            elif self._enabled is False:
-                log.info("chain: enableRequestNewJob() is true again")
+        now = trio.current_time()
+        if not enabled and (self._enabled is not False or now >= self._retired_logged_at):
+            self._retired_logged_at = now + RETIRED_REMINDER
+            log.error(
+                "chain: enableRequestNewJob() is false: the grid has retired the meta-scheduler "
+                "%s, so no new job is claimed (the jobs already here are still reported, "
+                "cancelled and topped up). Set chain.metaschedulerAddress to the grid's current "
+                "meta-scheduler contract and restart",
+                self.client.meta_scheduler,
+            )
+        elif enabled and self._enabled is False:
+            log.info("chain: enableRequestNewJob() is true again: claiming new jobs again")
         self._enabled = enabled
+
+    @property
+    def retired(self) -> bool:
+        """The meta-scheduler says ``enableRequestNewJob() == false``: no new job is claimed."""
+        return self._enabled is False
 
     async def _claimer(self) -> None:
         while True:
@@ -587,22 +605,27 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
         One batched read gives the claimable queue's length: that many ``claimNextJob`` are
         budgeted, shared by up to ``max_claims_in_flight`` workers that each claim one after
         another (so claims overlap without bursts of simultaneous estimates). Then read again.
+        A retired contract (:attr:`retired`) gets no ``claimNextJob``: only the cancellations
+        and top-ups of the jobs already here are claimed.
         """
+        if self._enabled is None:  # not read yet: know it before the first claim
+            await self._check_enabled()
         while self._claiming:
             queues = await self.client.queues()
-            if not queues.any:
+            claimable = 0 if self.retired else queues.claimable
+            if not (claimable or queues.cancelling or queues.top_up):
                 return
-            self._claim_budget = queues.claimable
+            self._claim_budget = claimable
             async with trio.open_nursery() as nursery:
                 if queues.cancelling:
                     nursery.start_soon(self._claim_one, "cancelling")
                 if queues.top_up:
                     nursery.start_soon(self._claim_one, "top_up")
-                for _ in range(min(queues.claimable, self.settings.max_claims_in_flight)):
+                for _ in range(min(claimable, self.settings.max_claims_in_flight)):
                     nursery.start_soon(self._claim_worker)
 
     async def _claim_worker(self) -> None:
-        while self._claiming and self._claim_budget > 0:
+        while self._claiming and self._claim_budget > 0 and not self.retired:
             self._claim_budget -= 1
             if not await self._claim_one("job"):
                 return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 import pytest
 import trio
 import trio.testing
@@ -52,6 +54,7 @@ from actors.chain.transactions import (
     TransactionSender,
 )
 from actors.grid import (
+    ClaimedCancel,
     ClaimedJob,
     Hardware,
     JobStatus,
@@ -927,3 +930,71 @@ async def test_a_queued_burst_is_claimed_whole_and_once(
     received = await running.jobs.wait_for(count, within=60)
     assert sorted(c.job_id for c in received) == sorted(ids)  # every one, none twice
     # (its pace is a figure for bench/, not an assertion: python -m bench lifecycle)
+
+
+# ------------------------------------------------------------------- a retired meta-scheduler
+
+WATCHFUL = msgspec.structs.replace(FAST, poll_interval=0.1, enable_check_interval=0.1)
+
+
+def request_retired_job(node: Node, grid: GridAddresses) -> str:
+    """A job requested by the customer, not meta-scheduled yet (PENDING)."""
+    return market.request_job(
+        node.rpc_url,
+        grid,
+        customer_key=KEYS[CUSTOMER],
+        definition=SMALL_JOB,
+        locked_credits=LOCKED,
+        job_name="retired",
+    )
+
+
+def schedule_job(node: Node, grid: GridAddresses, job_id: str) -> None:
+    market.meta_schedule(
+        node.rpc_url, grid, metascheduler_key=KEYS[ORACLE], job_id=job_id, provider=PROVIDER_ADDR
+    )
+
+
+def enable_new_jobs(node: Node, grid: GridAddresses, on: bool) -> None:
+    market.set_enable_request_new_job(node.rpc_url, grid, admin_key=KEYS[ADMIN], enable=on)
+
+
+async def test_a_retired_contract_gets_no_new_claims_but_the_running_jobs_are_served(
+    node: Node, grid: GridAddresses, run_actor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    await in_thread(approve_provider, node, grid)
+    running = await run_actor(ws_url=None, settings=WATCHFUL)
+    chain, jobs = running.chain, running.jobs
+    await chain.ask(StartClaiming())
+    # both requested while the contract takes requests; only the first is meta-scheduled now
+    here = await in_thread(request_retired_job, node, grid)
+    later = await in_thread(request_retired_job, node, grid)
+    await in_thread(schedule_job, node, grid, here)
+    (claimed,) = await jobs.wait_for(1, within=10)
+    assert isinstance(claimed, ClaimedJob) and claimed.job_id == here
+
+    with caplog.at_level(logging.ERROR, logger="actors.chain.actor"):
+        await in_thread(enable_new_jobs, node, grid, False)
+        await wait_until(lambda: chain.retired)
+    (error,) = [r for r in caplog.records if "enableRequestNewJob() is false" in r.getMessage()]
+    assert error.levelno == logging.ERROR
+    assert "Set chain.metaschedulerAddress" in error.getMessage()
+    assert grid.meta_scheduler.lower() in error.getMessage().lower()
+    assert chain.statistics().enable_request_new_job is False
+    assert chain.statistics().claiming is False  # asked to claim, but no new job is claimed
+
+    # The later job is queued for us now, and the customer cancels the job already here: the
+    # round that claims the cancellation sees the queued job too, and leaves it.
+    await in_thread(schedule_job, node, grid, later)
+    await in_thread(market.cancel_job, node.rpc_url, grid, customer_key=KEYS[CUSTOMER], job_id=here)
+    received = await jobs.wait_for(2, within=10)
+    assert isinstance(received[1], ClaimedCancel) and received[1].job_id == here
+    queues = await chain.client.queues()
+    assert queues.claimable == 1 and not queues.cancelling
+    assert chain.statistics().phase == "running"  # loud, not fatal
+
+    await in_thread(enable_new_jobs, node, grid, True)
+    received = await jobs.wait_for(3, within=10)
+    assert isinstance(received[2], ClaimedJob) and received[2].job_id == later
+    assert not chain.retired and chain.statistics().claiming is True
+    assert [type(m) for m in jobs.received] == [ClaimedJob, ClaimedCancel, ClaimedJob]

@@ -83,7 +83,11 @@ def test_render_status() -> None:
     assert "head=812  cursor=811 (saved 810)  claiming=off" in text
     assert "transactions: sent 3, resent 0, mined 3, reverted 0  in flight=0" in text
     assert "claims: sent 1, delivered 1, undelivered 0" in text
-    assert "enableRequestNewJob false" in text
+    assert (
+        "no new job is claimed: the grid retired this meta-scheduler (enableRequestNewJob false)"
+        in text
+    )
+    assert "set chain.metaschedulerAddress to its current one" in text
     assert "UNHEALTHY: SshUnavailable: refused?[31m" in text  # escapes cleaned
     assert "partition=grid  connections=root=connected(0)" in text
     assert "last error: sbatch: Invalid account" in text
