@@ -22,13 +22,16 @@ set +a
 grid_hooks_log="$GRID_HOOK_LOG_DIR/hooks.log"
 
 # hook_log FORMAT [ARG...]: append "<unix time> FORMAT" (printf-style, ARGs filling FORMAT's %s)
-# as one line to the hook log. A log that cannot be written is passed over.
+# as one line to the hook log. Every unprintable byte of the ARGs (a newline in a job name, say,
+# which would start a forged line) is written as '?'. A log that cannot be written is passed over.
 hook_log() {
     hook_log_format=$1
     shift
     {
         mkdir -p "$GRID_HOOK_LOG_DIR" &&
-            printf "%s $hook_log_format\n" "$(date +%s)" "$@" >>"$grid_hooks_log"
+            hook_log_line=$(printf "%s $hook_log_format" "$(date +%s)" "$@" |
+                LC_ALL=C tr -c '[:print:]' '?') &&
+            printf '%s\n' "$hook_log_line" >>"$grid_hooks_log"
     } 2>/dev/null
     return 0
 }

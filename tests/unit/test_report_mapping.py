@@ -23,12 +23,13 @@ from cli.report import (
     RUNNING,
     Report,
     jobcomp_report,
-    parse_scontrol_comment,
     prolog_report,
     raw_exit_code,
+    squeue_comment,
     supervisor_endpoint,
     wire_status,
 )
+from cli.report_spool import Spool
 from protos.supervisor.v1alpha1 import job_pb2
 
 JOB = "0x" + "ab" * 32
@@ -178,37 +179,19 @@ def test_prolog_reports_running_with_no_duration() -> None:
     assert prolog_report({**env, "SLURM_JOB_NAME": "wrap"}, COMMENT) is None
 
 
-# --- scontrol output ----------------------------------------------------------------------------
+# --- the comment, from squeue ------------------------------------------------------------------
 
-SCONTROL_LINE = (
-    f"JobId=12 JobName={JOB} UserId=alice(1001) GroupId=alice(1001) MCS_label=N/A Priority=1 "
-    "Nice=0 Account=(null) QOS=(null) JobState=RUNNING Reason=None Dependency=(null) "
-    "Comment=supervisor 127.0.0.1:3000 StdErr=/tmp/out StdIn=/dev/null StdOut=/tmp/out Power= "
+
+def test_comment_is_squeue_s_only_line() -> None:
+    assert squeue_comment(b"supervisor 127.0.0.1:3000\n") == "supervisor 127.0.0.1:3000"
+    assert squeue_comment(b"supervisor h:1") == "supervisor h:1"
+
+
+@pytest.mark.parametrize(
+    "output", [b"", b"\n", b"(null)\n", b"supervisor a:1\nsupervisor b:2\n", b"x\n\n"]
 )
-
-
-def test_comment_is_read_from_scontrol_up_to_the_next_field() -> None:
-    assert parse_scontrol_comment(SCONTROL_LINE) == "supervisor 127.0.0.1:3000"
-    assert parse_scontrol_comment(SCONTROL_LINE.replace(" StdErr", " TRES=cpu=1 StdErr")) == (
-        "supervisor 127.0.0.1:3000"
-    )
-
-
-def test_comment_at_the_end_of_the_line() -> None:
-    assert parse_scontrol_comment("JobId=1 Comment=supervisor h:1\n") == "supervisor h:1"
-
-
-@pytest.mark.parametrize("text", ["JobId=1 JobName=x", "JobId=1 Comment=(null) StdErr=x", ""])
-def test_no_comment(text: str) -> None:
-    assert parse_scontrol_comment(text) is None
-
-
-def test_admin_comment_is_not_the_comment() -> None:
-    line = "JobId=1 AdminComment=supervisor evil:1 Comment=supervisor good:2 StdErr=x"
-    assert parse_scontrol_comment(line) == "supervisor good:2"
-
-
-# --- the spool ----------------------------------------------------------------------------------
+def test_no_comment_or_no_single_one(output: bytes) -> None:
+    assert squeue_comment(output) is None
 
 
 def test_spool_files_are_private_whole_and_ordered(tmp_path: Path) -> None:
@@ -216,19 +199,21 @@ def test_spool_files_are_private_whole_and_ordered(tmp_path: Path) -> None:
     first = Report("h:1", JOB, 1, RUNNING, hook="prolog")
     second = Report("h:1", JOB, 1, FINISHED, 60, 0, hook="jobcomp")
     paths = [report.spool(first, folder), report.spool(second, folder)]
-    assert report.spooled_files(folder) == paths
+    with Spool.make(folder) as spool:
+        assert spool.names() == [p.name for p in paths]
+        assert [report.decode_report(spool.read(p.name)[0]) for p in paths] == [first, second]
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for path in paths:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [report._DECODER.decode(p.read_bytes()) for p in paths] == [first, second]
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
 
 
 def test_flush_lock_is_exclusive(tmp_path: Path) -> None:
-    with report.flush_lock(tmp_path) as first, report.flush_lock(tmp_path) as second:
-        assert (first, second) == (True, False)
-    with report.flush_lock(tmp_path) as again:
-        assert again
+    with Spool.make(tmp_path / "spool") as spool, Spool.make(tmp_path / "spool") as other:
+        with spool.lock() as first, other.lock() as second:
+            assert (first, second) == (True, False)
+        with other.lock() as again:
+            assert again
 
 
 def test_only_listed_supervisors_are_allowed() -> None:
