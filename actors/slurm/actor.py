@@ -63,8 +63,9 @@ from runtime.statistics import Outcomes
 
 __all__ = ["SlurmActor", "SlurmStatistics", "default_customer_user"]
 
-_UNIX_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$")
-_JOB_NAME = re.compile(r"^[^,\s\x00-\x1f]{1,200}$")  # squeue --name takes a comma-separated list
+_UNIX_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}")
+# squeue --name takes a comma-separated list; the parsers need a name without | or line break
+_JOB_NAME = re.compile(r"[^,|\s\x00-\x1f\x7f]{1,200}")
 
 
 def default_customer_user(customer: str) -> str:
@@ -153,7 +154,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
         name: str = "slurm",
     ) -> None:
         super().__init__(name, concurrency=max_in_flight)
-        if not re.match(r"^[A-Za-z0-9_.-]+$", partition):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", partition):
             raise ValueError(f"not a partition name: {partition!r}")
         self._pool = SshPool(
             SshSettings(
@@ -389,7 +390,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
             return SubmissionRefused(
                 f"no UNIX user for customer {request.customer[:80]!r}: {error}"
             )
-        if not _UNIX_USER.match(user):
+        if not _UNIX_USER.fullmatch(user):
             return SubmissionRefused(f"customer user {user[:80]!r} is not a UNIX user name")
         spec = cmd.submit_spec(
             name,
@@ -405,26 +406,23 @@ class SlurmActor(Actor[SlurmRequest, object]):
     async def find_jobs(self, job_name: str) -> list[SlurmJob]:
         """Every job named ``job_name``: squeue (all states), plus sacct when accounting is on
         (squeue wins for a job both know: it is fresher)."""
-        if not _JOB_NAME.match(job_name):
+        if not _JOB_NAME.fullmatch(job_name):
             return []
         result = await self._admin_run(cmd.squeue_argv(self._paths, job_name))
         _check(result, "squeue")
-        found = {job.slurm_job_id: job for job in await self._sacct(job_name=job_name)}
-        found.update((job.slurm_job_id, job) for job in cmd.parse_squeue(result.stdout))
+        found = {job.slurm_job_id: job for job in await self._accounted(job_name)}
+        found.update((job.slurm_job_id, job) for job in cmd.parse_squeue(result.stdout, job_name))
         return sorted(
             (job for job in found.values() if job.name == job_name),
             key=lambda job: job.slurm_job_id,
         )
 
     async def job_info(self, slurm_job_id: int) -> SlurmJob | None:
-        """The job from ``scontrol show job``, else from sacct, else None."""
-        job = await self._scontrol_job(slurm_job_id)
+        """The job from squeue, else from sacct, else None."""
+        job = await self._queued_job(slurm_job_id)
         if job is not None:
             return job
-        for job in await self._sacct(slurm_job_id=slurm_job_id):
-            if job.slurm_job_id == slurm_job_id:
-                return job
-        return None
+        return await self._accounted_job(slurm_job_id)
 
     async def cancel(self, request: Cancel) -> CancelSent:
         """``scancel`` as the admin (succeeds for ended or unknown jobs too)."""
@@ -453,7 +451,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
         then read it back."""
         if extra_minutes <= 0:
             return TimeLimitNotRaised(slurm_job_id, f"extra minutes must be > 0: {extra_minutes}")
-        job = await self._scontrol_job(slurm_job_id)
+        job = await self._queued_job(slurm_job_id)
         if job is None:
             return TimeLimitNotRaised(slurm_job_id, "SLURM does not know the job")
         if job.has_ended:
@@ -470,7 +468,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
         if not result.ok:
             reason = _slurm_message(result.stderr) or f"scontrol exited {result.exit_status}"
             return TimeLimitNotRaised(slurm_job_id, reason)
-        after = await self._scontrol_job(slurm_job_id)
+        after = await self._queued_job(slurm_job_id)
         now = after.time_limit_minutes if after is not None else None
         if now != target:
             return TimeLimitNotRaised(slurm_job_id, f"read back {now} minutes, not {target}")
@@ -496,9 +494,9 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     async def submit_batch(self, request: SubmitBatch) -> JobSubmitted | SubmissionRefused:
         """``sbatch`` one of the supervisor's own jobs as ``request.user`` (script on stdin)."""
-        if not _UNIX_USER.match(request.user):
+        if not _UNIX_USER.fullmatch(request.user):
             return SubmissionRefused(f"{request.user[:80]!r} is not a UNIX user name")
-        if not _JOB_NAME.match(request.job_name):
+        if not _JOB_NAME.fullmatch(request.job_name):
             return SubmissionRefused(f"{request.job_name[:80]!r} is not a usable job name")
         if request.comment.startswith("supervisor"):
             return SubmissionRefused(
@@ -537,7 +535,7 @@ class SlurmActor(Actor[SlurmRequest, object]):
 
     async def read_output(self, request: ReadOutput) -> OutputRead:
         """The (tail of the) file at ``request.path``, read over SSH as ``request.user``."""
-        if not _UNIX_USER.match(request.user) or "\0" in request.path or not request.path:
+        if not _UNIX_USER.fullmatch(request.user) or "\0" in request.path or not request.path:
             return OutputRead(path=request.path, found=False)
         result = await self._pool.run(
             request.user,
@@ -561,33 +559,39 @@ class SlurmActor(Actor[SlurmRequest, object]):
             self._admin, cmd.command_line(argv), timeout=timeout or self._timeout
         )
 
-    async def _scontrol_job(self, slurm_job_id: int) -> SlurmJob | None:
-        result = await self._admin_run(cmd.scontrol_job_argv(self._paths, slurm_job_id))
+    async def _queued_job(self, slurm_job_id: int) -> SlurmJob | None:
+        """The job as the controller holds it (``squeue --jobs=ID``), None once it forgot it."""
+        argv = cmd.squeue_argv(self._paths, slurm_job_id=slurm_job_id)
+        result = await self._admin_run(argv)
         if not result.ok:
             if "invalid job id" in result.stderr.lower():
                 return None
-            raise CommandFailed("scontrol show job", result.exit_status, result.stderr)
-        for job in cmd.parse_scontrol_jobs(result.stdout):
-            if job.slurm_job_id == slurm_job_id:
-                return job
-        return None
+            raise CommandFailed("squeue --jobs", result.exit_status, result.stderr)
+        return cmd.parse_squeue_job(result.stdout, slurm_job_id)
 
-    async def _sacct(
-        self, *, job_name: str | None = None, slurm_job_id: int | None = None
-    ) -> list[SlurmJob]:
-        """sacct's jobs, or [] when the cluster keeps no accounting (remembered)."""
+    async def _accounted(self, job_name: str) -> list[SlurmJob]:
+        """sacct's jobs named ``job_name``, or [] when the cluster keeps no accounting."""
+        stdout = await self._sacct(cmd.sacct_argv(self._paths, job_name=job_name))
+        return cmd.parse_sacct(stdout, job_name) if stdout is not None else []
+
+    async def _accounted_job(self, slurm_job_id: int) -> SlurmJob | None:
+        stdout = await self._sacct(cmd.sacct_argv(self._paths, slurm_job_id=slurm_job_id))
+        return cmd.parse_sacct_job(stdout, slurm_job_id) if stdout is not None else None
+
+    async def _sacct(self, argv: list[str]) -> str | None:
+        """sacct's output, or None when the cluster keeps no accounting (remembered) or sacct
+        failed (noted in ``last_error``)."""
         if self._accounting is False:
-            return []
-        argv = cmd.sacct_argv(self._paths, job_name=job_name, slurm_job_id=slurm_job_id)
+            return None
         result = await self._admin_run(argv)
         if cmd.sacct_disabled(result.stderr, result.stdout):
             self._accounting = False
-            return []
+            return None
         if not result.ok:
             self._slurm_error = f"sacct: {_slurm_message(result.stderr)}"
-            return []
+            return None
         self._accounting = True
-        return cmd.parse_sacct(result.stdout)
+        return result.stdout
 
     # --- observing --------------------------------------------------------------------------
 

@@ -10,10 +10,15 @@ Refusing. :func:`refusal` says why a job definition must not be submitted (zero 
 duration, absurd sizes) before anything is sent; the job is then refused on chain with that
 reason.
 
-Parsing. ``squeue --Format`` with ``|`` separators, ``scontrol show ... --oneliner`` (``Key=value``
-pairs, values may hold spaces), ``sacct --parsable2`` (text: ``sacct --json`` reports wrong exit
-codes in SLURM 22.05). Parsers raise :class:`~actors.slurm.messages.UnexpectedOutput` and nothing
-else.
+Parsing. Jobs are read from ``squeue --Format`` and ``sacct --parsable2`` lines (``|``
+separators) that carry no text a customer can write but the job's name, printed last; nodes from
+``scontrol show nodes --oneliner`` (``Key=value`` pairs, values may hold spaces, a key seen twice
+is refused). ``scontrol show job`` is not read: it prints ``Comment=`` raw, and a comment
+``x JobState=COMPLETED EndTime=...`` would shadow the real fields. SLURM 22.05's ``--json``
+is no way out: ``scontrol`` has none, ``squeue --json`` ignores ``--name``/``--jobs`` (every job
+of the cluster, about 3 KB each, on every lookup) and ``sacct --json`` reports wrong exit codes.
+Numbers are bounded ASCII digits. Parsers raise :class:`~actors.slurm.messages.UnexpectedOutput`
+and nothing else.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import datetime as dt
 import enum
 import re
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -45,10 +50,11 @@ __all__ = [
     "parse_memory_mb",
     "parse_nodes",
     "parse_sacct",
+    "parse_sacct_job",
     "parse_sbatch",
-    "parse_scontrol_jobs",
     "parse_scontrol_record",
     "parse_squeue",
+    "parse_squeue_job",
     "parse_time_limit",
     "parse_timestamp",
     "read_output_command",
@@ -129,7 +135,7 @@ def refusal(
 
 # --- sbatch -----------------------------------------------------------------------------------
 
-_PARTITION = re.compile(r"^[A-Za-z0-9_.-]+$")
+_PARTITION = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class SubmitSpec(msgspec.Struct, frozen=True):
@@ -161,7 +167,7 @@ def submit_spec(
     supervisor (the reporters read the address at ``comment[11:]``), output to
     ``<output_dir>/<job name>-<slurm id>.out`` (a path the customer's user can write, else the
     job fails with ExitCode 0:53)."""
-    if not _PARTITION.match(partition):
+    if not _PARTITION.fullmatch(partition):
         raise ValueError(f"not a partition name: {partition!r}")
     return SubmitSpec(
         job_name=job_name,
@@ -203,7 +209,7 @@ def sbatch_argv(paths: CommandPaths, spec: SubmitSpec) -> list[str]:
 def batch_sbatch_argv(paths: CommandPaths, request: SubmitBatch, partition: str) -> list[str]:
     """``sbatch --parsable ...`` for one of the supervisor's own jobs (:class:`SubmitBatch`):
     whole nodes (``--exclusive --mem=0``), the script on stdin."""
-    if not _PARTITION.match(partition):
+    if not _PARTITION.fullmatch(partition):
         raise ValueError(f"not a partition name: {partition!r}")
     argv = [
         paths.sbatch,
@@ -247,9 +253,10 @@ def batch_script(body: str) -> str:
 def parse_sbatch(stdout: str) -> int:
     """The job id ``sbatch --parsable`` printed (``123`` or ``123;cluster``)."""
     text = stdout.strip().split(";", 1)[0]
-    if not text.isdigit():
-        raise UnexpectedOutput(f"sbatch --parsable printed {stdout.strip()[:200]!r}")
-    return int(text)
+    try:
+        return _number(text, "the job id sbatch --parsable printed")
+    except UnexpectedOutput:
+        raise UnexpectedOutput(f"sbatch --parsable printed {stdout.strip()[:200]!r}") from None
 
 
 class SbatchFailure(enum.Enum):
@@ -302,29 +309,38 @@ def scancel_argv(
     return [paths.scancel, f"--name={job_name}"]
 
 
-_SQUEUE_FIELDS = (
-    "JobID",
-    "Name",
+_JOB_FIELDS = (
+    "JobID",  # the job's own id (never the array form "12_3")
     "State",
-    "exit_code",
+    "exit_code",  # the raw wait status
     "UserName",
     "TimeUsed",
     "TimeLimit",
     "Partition",
     "StartTime",
     "EndTime",
-    "Reason",
-    "Comment",  # last: the only free text (split with a bounded count)
+    "Reason",  # SLURM's or an admin's text: may hold a |, never a customer's
 )
+"""What :func:`squeue_argv` asks for before the job's name, which comes last. None of these is
+text a customer can write (unlike ``Comment``, ``WorkDir`` or ``StdOut``, left out on purpose)."""
 
 
-def squeue_argv(paths: CommandPaths, job_name: str) -> list[str]:
-    """``squeue`` for every job named ``job_name`` in any state the controller still holds."""
-    fields = ",".join(f"{field}:|" for field in _SQUEUE_FIELDS)
-    return [paths.squeue, "--noheader", "--states=all", f"--name={job_name}", f"--Format={fields}"]
+def squeue_argv(
+    paths: CommandPaths, job_name: str | None = None, *, slurm_job_id: int | None = None
+) -> list[str]:
+    """``squeue`` for every job named ``job_name`` (SLURM compares names ignoring case), or
+    for the one job ``slurm_job_id``, in any state the controller still holds: each line the
+    :data:`_JOB_FIELDS` then ``Name``, every field followed by ``|``."""
+    if (slurm_job_id is None) == (job_name is None):
+        raise ValueError("squeue needs exactly one of slurm_job_id and job_name")
+    fields = ",".join(f"{field}:|" for field in (*_JOB_FIELDS, "Name"))
+    target = f"--name={job_name}" if slurm_job_id is None else f"--jobs={_job_id(slurm_job_id)}"
+    return [paths.squeue, "--noheader", "--states=all", target, f"--Format={fields}"]
 
 
 def scontrol_job_argv(paths: CommandPaths, slurm_job_id: int) -> list[str]:
+    """``scontrol show job`` (an operator's view: its ``Comment=`` and ``JobName=`` are printed
+    raw, so the adapter reads jobs with :func:`squeue_argv` instead)."""
     return [paths.scontrol, "show", "job", "--oneliner", str(_job_id(slurm_job_id))]
 
 
@@ -350,7 +366,6 @@ def scontrol_ping_argv(paths: CommandPaths) -> list[str]:
 
 _SACCT_FIELDS = (
     "JobIDRaw",
-    "JobName",
     "State",
     "ExitCode",
     "Start",
@@ -360,8 +375,8 @@ _SACCT_FIELDS = (
     "User",
     "Partition",
     "Reason",
-    "Comment",  # last, as in squeue
 )
+"""What :func:`sacct_argv` asks for before ``JobName``, which comes last (as in squeue)."""
 
 
 def sacct_argv(
@@ -380,7 +395,7 @@ def sacct_argv(
         "--noheader",
         "--allocations",
         "--allusers",
-        f"--format={','.join(_SACCT_FIELDS)}",
+        f"--format={','.join((*_SACCT_FIELDS, 'JobName'))}",
     ]
     if slurm_job_id is not None:
         argv.append(f"--jobs={_job_id(slurm_job_id)}")
@@ -401,29 +416,49 @@ def _job_id(value: int) -> int:
 
 
 # --- scalar parsers -----------------------------------------------------------------------------
+#
+# Every number is ASCII digits of a bounded length (``int()`` alone takes "²", "٣", "1_000" and
+# raises ValueError past 4,300 digits), every bound is checked, and the only exception raised is
+# UnexpectedOutput.
+
+_MAX_DIGITS = 18  # far below 2**63: no SLURM number has more
+
+
+def _number(text: str, what: str, *, digits: int = _MAX_DIGITS) -> int:
+    """The non-negative integer ``text`` spells in ASCII digits (at most ``digits`` of them)."""
+    value = text.strip()
+    if not (0 < len(value) <= digits and value.isascii() and value.isdigit()):
+        raise UnexpectedOutput(f"{what} is not a number: {text[:80]!r}")
+    return int(value)
+
+
+def _show(text: str) -> str:
+    return repr(text[:80]) + ("..." if len(text) > 80 else "")
+
 
 _UNLIMITED = frozenset({"UNLIMITED", "INFINITE", "PARTITION_LIMIT", "NONE", "N/A", ""})
-_DURATION = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(?:(\d+):)?(\d+)$")
+_DURATION = re.compile(r"(?:([0-9]{1,9})-)?([0-9]{1,9})(?::([0-9]{1,9}))?(?::([0-9]{1,9}))?")
 
 
 def parse_duration(text: str) -> int:
     """Seconds of a SLURM duration: ``SS``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``."""
-    value = text.strip()
-    match = _DURATION.match(value)
+    match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise UnexpectedOutput(f"not a SLURM duration: {text!r}")
-    days, first, second, last = match.groups()
+        raise UnexpectedOutput(f"not a SLURM duration: {_show(text)}")
+    days, first, second, third = match.groups()
+    parts = [int(p) for p in (first, second, third) if p is not None]
     if days is not None:
         # D-HH, D-HH:MM, D-HH:MM:SS: the fields after the dash start at hours.
-        parts = [int(p) for p in value.split("-", 1)[1].split(":")]
-        parts += [0] * (3 - len(parts))
-        hours, minutes, seconds = parts
+        hours, minutes, seconds = parts + [0] * (3 - len(parts))
         return ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
-    numbers = [int(p) for p in (first, second, last) if p is not None]
-    seconds = 0
-    for number in numbers:
-        seconds = seconds * 60 + number
-    return seconds
+    total = 0
+    for number in parts:
+        total = total * 60 + number
+    return total
+
+
+MAX_TIME_LIMIT_MINUTES = 2**32 - 1
+"""SLURM keeps minutes in 32 bits (INFINITE is printed as UNLIMITED)."""
 
 
 def parse_time_limit(text: str) -> int | None:
@@ -433,102 +468,232 @@ def parse_time_limit(text: str) -> int | None:
     if value.upper() in _UNLIMITED:
         return None
     if value.isdigit():
-        return int(value)
-    return -(-parse_duration(value) // 60)  # round up: 90 s of limit is 2 minutes
+        minutes = _number(value, "a time limit", digits=10)
+    else:
+        minutes = -(-parse_duration(value) // 60)  # round up: 90 s of limit is 2 minutes
+    if minutes > MAX_TIME_LIMIT_MINUTES:
+        raise UnexpectedOutput(f"a time limit of {minutes} minutes is beyond SLURM's")
+    return minutes
+
+
+_EXIT_PAIR = re.compile(r"([0-9]{1,3}):([0-9]{1,3})")
+_EXIT_RAW = re.compile(r"-?[0-9]{1,10}")
 
 
 def parse_exit_code(text: str) -> tuple[int, int, int]:
     """``(raw, status, signal)`` of ``"3:0"`` (scontrol/sacct) or of a raw wait status ``"768"``
-    (squeue): raw is ``status << 8 | signal``."""
+    (squeue, ``-2`` while a job has none): raw is ``status << 8 | signal``."""
     value = text.strip()
-    try:
-        if ":" in value:
-            status_text, signal_text = value.split(":", 1)
-            status, signal = int(status_text), int(signal_text)
-            return (status << 8) | signal, status, signal
-        raw = int(value or "0")
-    except ValueError:
-        raise UnexpectedOutput(f"not an exit code: {text!r}") from None
+    pair = _EXIT_PAIR.fullmatch(value)
+    if pair is not None:
+        status, signal = int(pair.group(1)), int(pair.group(2))
+        if status > 255 or signal > 255:
+            raise UnexpectedOutput(f"not an exit code: {_show(text)}")
+        return (status << 8) | signal, status, signal
+    if not _EXIT_RAW.fullmatch(value or "0"):
+        raise UnexpectedOutput(f"not an exit code: {_show(text)}")
+    raw = int(value or "0")
+    if not -(2**31) <= raw < 2**32:
+        raise UnexpectedOutput(f"not an exit code: {_show(text)}")
     return raw, (raw >> 8) & 0xFF, raw & 0x7F
 
 
+_NO_TIME = frozenset({"", "UNKNOWN", "NONE", "N/A", "(NULL)"})
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})")
+
+
 def parse_timestamp(text: str) -> dt.datetime | None:
-    """A SLURM timestamp (``2026-11-24T16:50:38``), None for Unknown/None/N/A."""
+    """A SLURM timestamp (``2026-11-24T16:50:38``, local time, no zone), None for
+    Unknown/None/N/A."""
     value = text.strip()
-    if not value or not value[0].isdigit():
+    if value.upper() in _NO_TIME:
         return None
+    match = _TIMESTAMP.fullmatch(value)
+    if match is None:
+        raise UnexpectedOutput(f"not a SLURM timestamp: {_show(text)}")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
     try:
-        return dt.datetime.fromisoformat(value)
+        return dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
-        raise UnexpectedOutput(f"not a SLURM timestamp: {text!r}") from None
+        raise UnexpectedOutput(f"not a SLURM timestamp: {_show(text)}") from None
 
 
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)$")
-_MB_PER_UNIT = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
+_MEMORY = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,6}))?([KMGTP]?)")
+_KB_PER_UNIT = {"K": 1, "": 1024, "M": 1024, "G": 1024**2, "T": 1024**3, "P": 1024**4}
+MAX_MEMORY_MB = 2**53
+"""More than any node has (8 EiB): a larger figure is not a memory size."""
 
 
 def parse_memory_mb(text: str) -> int:
-    """MB of ``4096``, ``4096M``, ``4G``, ``1.5T``."""
-    match = _MEMORY.match(text.strip().upper())
+    """MB of ``4096``, ``4096M``, ``4G``, ``1.5T`` (rounded down)."""
+    match = _MEMORY.fullmatch(text.strip().upper())
     if match is None:
-        raise UnexpectedOutput(f"not a memory size: {text!r}")
-    return int(float(match.group(1)) * _MB_PER_UNIT[match.group(2)])
+        raise UnexpectedOutput(f"not a memory size: {_show(text)}")
+    whole, fraction, unit = match.group(1), match.group(2) or "", match.group(3)
+    kb: int = int(whole + fraction) * _KB_PER_UNIT[unit] // 10 ** len(fraction)
+    mb = kb // 1024
+    if mb > MAX_MEMORY_MB:
+        raise UnexpectedOutput(f"a memory size of {mb} MB is absurd")
+    return mb
 
 
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise UnexpectedOutput(f"{what} is not a number: {text!r}") from None
+_STATE = re.compile(r"[A-Z][A-Z_]{0,39}")
 
 
 def _state(text: str) -> str:
     """``CANCELLED by 0`` -> ``CANCELLED``; ``RUNNING`` stays."""
-    words = text.strip().split()
-    return words[0].upper() if words else ""
+    words = text.strip().split(maxsplit=1)
+    state = words[0].upper() if words else ""
+    if not _STATE.fullmatch(state):
+        raise UnexpectedOutput(f"not a job state: {_show(text)}")
+    return state
 
 
 # --- record parsers -----------------------------------------------------------------------------
+#
+# squeue and sacct print each job as one line of |-separated fields. Only the last field, the job's
+# name, is text a customer can set (``scontrol update JobName=`` while the job runs); every field
+# before it is a number, a state, a time, a name only an administrator chooses, or SLURM's reason.
+# Looked up by name, SLURM matched the name itself (ignoring case; sacct's database also trailing
+# spaces), so it holds no | and no line break and each line splits in one way only. Looked up by
+# id, the answer is one job: whatever follows the fixed fields is its name, however odd.
 
 
-def _rows(stdout: str, count: int, what: str) -> Iterator[list[str]]:
-    """The non-blank lines of ``|``-separated output, each split into ``count`` cells."""
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        cells = line.split("|", count - 1)
-        if len(cells) != count:
-            raise UnexpectedOutput(f"{what} line has {len(cells)} fields: {line[:200]!r}")
-        yield cells
+def _job(fields: Sequence[str], name: str) -> SlurmJob:
+    """A job from the squeue fields of :data:`_JOB_FIELDS` and its name."""
+    job_id, state, exit_code, user, used, limit, partition, start, end, reason = fields
+    elapsed = parse_duration(used) if used.strip() else 0
+    common = (state, exit_code, start, end, limit, user, partition, reason)
+    return _record(_number(job_id, "JobID"), name, elapsed, *common)
 
 
-def parse_squeue(stdout: str) -> list[SlurmJob]:
-    """Jobs from :func:`squeue_argv`'s output, one per line."""
-    jobs = []
-    for cells in _rows(stdout, len(_SQUEUE_FIELDS), "squeue"):
-        job_id, name, state, exit_code, user, used, limit, partition, start, end, reason = (
-            c.strip() for c in cells[:-1]
-        )
-        raw, status, signal = parse_exit_code(exit_code)
-        jobs.append(
-            SlurmJob(
-                slurm_job_id=_int(job_id, "JobID"),
-                name=name,
-                state=_state(state),
-                exit_code_raw=raw,
-                exit_status=status,
-                exit_signal=signal,
-                start=parse_timestamp(start),
-                end=parse_timestamp(end),
-                elapsed_seconds=parse_duration(used) if used else 0,
-                time_limit_minutes=parse_time_limit(limit),
-                user=user,
-                comment=cells[-1].removesuffix("|").strip(),
-                partition=partition,
-                reason=reason,
-            )
-        )
+def _accounted(fields: Sequence[str], name: str) -> SlurmJob:
+    """A job from the sacct fields of :data:`_SACCT_FIELDS` and its name."""
+    job_id, state, exit_code, start, end, elapsed, limit, user, partition, reason = fields
+    seconds = _number(elapsed, "ElapsedRaw") if elapsed.strip() else 0
+    common = (state, exit_code, start, end, limit, user, partition, reason)
+    return _record(_number(job_id, "JobIDRaw"), name, seconds, *common)
+
+
+def _record(
+    slurm_job_id: int,
+    name: str,
+    elapsed_seconds: int,
+    state: str,
+    exit_code: str,
+    start: str,
+    end: str,
+    limit: str,
+    user: str,
+    partition: str,
+    reason: str,
+) -> SlurmJob:
+    raw, status, signal = parse_exit_code(exit_code)
+    return SlurmJob(
+        slurm_job_id=slurm_job_id,
+        name=name,
+        state=_state(state),
+        exit_code_raw=raw,
+        exit_status=status,
+        exit_signal=signal,
+        start=parse_timestamp(start),
+        end=parse_timestamp(end),
+        elapsed_seconds=elapsed_seconds,
+        time_limit_minutes=parse_time_limit(limit),
+        user=user.strip(),
+        partition=partition.strip(),
+        reason=reason.strip(),
+    )
+
+
+def _named(name: str, job_name: str, what: str) -> str:
+    """``name`` as printed for a lookup of ``job_name``: SLURM matched it, so it is ``job_name``
+    up to case (and, in sacct, trailing spaces); anything else is not an answer we understand."""
+    if not name.isascii() or name.rstrip(" ").lower() != job_name.lower():
+        raise UnexpectedOutput(f"{what} answered a job named {_show(name)} for {job_name!r}")
+    return name
+
+
+def _lines(stdout: str) -> list[str]:
+    return [line for line in stdout.split("\n") if line.strip()]
+
+
+def _unique(jobs: list[SlurmJob], what: str) -> list[SlurmJob]:
+    ids = [job.slurm_job_id for job in jobs]
+    if len(set(ids)) != len(ids):
+        raise UnexpectedOutput(f"{what} listed a job id twice: {sorted(ids)}")
     return jobs
+
+
+def _fields_and_name(cells: list[str], count: int, line: str, what: str) -> tuple[list[str], str]:
+    """Split ``cells`` (a line split at every ``|``) into the ``count`` fixed fields (the last of
+    them, Reason, may hold ``|``: only it can) and the name (the last cell)."""
+    if len(cells) < count + 1:
+        raise UnexpectedOutput(f"{what} line has {len(cells)} fields: {_show(line)}")
+    fixed = [*cells[: count - 1], "|".join(cells[count - 1 : -1])]
+    return fixed, cells[-1]
+
+
+def parse_squeue(stdout: str, job_name: str) -> list[SlurmJob]:
+    """The jobs of ``squeue_argv(paths, job_name)``, one per line."""
+    jobs = []
+    for line in _lines(stdout):
+        if not line.endswith("|"):
+            raise UnexpectedOutput(f"squeue line without its last separator: {_show(line)}")
+        fixed, name = _fields_and_name(line[:-1].split("|"), len(_JOB_FIELDS), line, "squeue")
+        jobs.append(_job(fixed, _named(name, job_name, "squeue")))
+    return _unique(jobs, "squeue")
+
+
+def _one_job(
+    stdout: str,
+    slurm_job_id: int,
+    fields: int,
+    trailer: str,
+    what: str,
+    build: Callable[[list[str], str], SlurmJob],
+) -> SlurmJob | None:
+    """The one job a lookup by id prints (None when it printed nothing), made by ``build`` from
+    the ``fields`` fixed fields and the name: everything after them, ``|`` and line breaks
+    included, up to the ``trailer`` and line break the command ends with."""
+    if not stdout.strip():
+        return None
+    record = stdout.removesuffix("\n")
+    if trailer and not record.endswith(trailer):
+        raise UnexpectedOutput(f"{what} line without its last separator: {_show(record)}")
+    cells = record[: len(record) - len(trailer)].split("|", fields)
+    if len(cells) != fields + 1:
+        raise UnexpectedOutput(f"{what} line has {len(cells)} fields: {_show(record)}")
+    job = build(cells[:fields], cells[fields])
+    if job.slurm_job_id != slurm_job_id:
+        raise UnexpectedOutput(f"{what} answered job {job.slurm_job_id} for {slurm_job_id}")
+    return job
+
+
+def parse_squeue_job(stdout: str, slurm_job_id: int) -> SlurmJob | None:
+    """The job of ``squeue_argv(paths, slurm_job_id=...)``; None when squeue printed none."""
+    return _one_job(stdout, slurm_job_id, len(_JOB_FIELDS), "|", "squeue", _job)
+
+
+_PART = re.compile(r"[0-9]+[_+.][0-9A-Za-z_+.\[\]-]*")
+"""A JobIDRaw that is part of a job (array task, heterogeneous component, step): not ours."""
+
+
+def parse_sacct(stdout: str, job_name: str) -> list[SlurmJob]:
+    """The jobs of ``sacct_argv(paths, job_name=...)`` (``--parsable2``: no trailing
+    separator)."""
+    jobs = []
+    for line in _lines(stdout):
+        fixed, name = _fields_and_name(line.split("|"), len(_SACCT_FIELDS), line, "sacct")
+        if _PART.fullmatch(fixed[0].strip()):
+            continue
+        jobs.append(_accounted(fixed, _named(name, job_name, "sacct")))
+    return _unique(jobs, "sacct")
+
+
+def parse_sacct_job(stdout: str, slurm_job_id: int) -> SlurmJob | None:
+    """The job of ``sacct_argv(paths, slurm_job_id=...)``; None when sacct printed none."""
+    return _one_job(stdout, slurm_job_id, len(_SACCT_FIELDS), "", "sacct", _accounted)
 
 
 _KEY = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/:]*)=")
@@ -536,85 +701,22 @@ _KEY = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/:]*)=")
 
 def parse_scontrol_record(line: str) -> dict[str, str]:
     """The ``Key=value`` pairs of one ``scontrol show ... --oneliner`` line. A value runs up to
-    the next `` Key=``, so values with spaces (``Comment=supervisor host:port``, ``OS=Linux
-    ...``) stay whole."""
+    the next `` Key=``, so values with spaces (``OS=Linux ...``) stay whole. scontrol prints
+    values raw: a key seen twice means a value held text shaped like another field (a job
+    comment ``x JobState=COMPLETED``), so the line cannot be read and UnexpectedOutput says so."""
     matches = list(_KEY.finditer(line))
     record: dict[str, str] = {}
     for index, match in enumerate(matches):
+        key = match.group(1)
+        if key in record:
+            raise UnexpectedOutput(f"scontrol line names {key} twice: {_show(line)}")
         end = matches[index + 1].start() if index + 1 < len(matches) else len(line)
-        record[match.group(1)] = line[match.end() : end].strip()
+        record[key] = line[match.end() : end].strip()
     return record
 
 
-def _user_name(text: str) -> str:
-    """``alice(1001)`` -> ``alice``."""
-    return text.split("(", 1)[0]
-
-
-def parse_scontrol_jobs(stdout: str) -> list[SlurmJob]:
-    """Jobs from ``scontrol show job --oneliner``, one per line."""
-    jobs = []
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        record = parse_scontrol_record(line)
-        if "JobId" not in record:
-            raise UnexpectedOutput(f"scontrol line without JobId: {line[:200]!r}")
-        raw, status, signal = parse_exit_code(record.get("ExitCode", "0:0"))
-        jobs.append(
-            SlurmJob(
-                slurm_job_id=_int(record["JobId"], "JobId"),
-                name=record.get("JobName", ""),
-                state=_state(record.get("JobState", "")),
-                exit_code_raw=raw,
-                exit_status=status,
-                exit_signal=signal,
-                start=parse_timestamp(record.get("StartTime", "")),
-                end=parse_timestamp(record.get("EndTime", "")),
-                elapsed_seconds=parse_duration(record.get("RunTime", "0")),
-                time_limit_minutes=parse_time_limit(record.get("TimeLimit", "")),
-                user=_user_name(record.get("UserId", "")),
-                comment=record.get("Comment", "") if record.get("Comment") != "(null)" else "",
-                partition=record.get("Partition", ""),
-                reason=record.get("Reason", ""),
-            )
-        )
-    return jobs
-
-
-def parse_sacct(stdout: str) -> list[SlurmJob]:
-    """Jobs from :func:`sacct_argv`'s output (``--parsable2``: no trailing separator)."""
-    jobs = []
-    for cells in _rows(stdout, len(_SACCT_FIELDS), "sacct"):
-        job_id, name, state, exit_code, start, end, elapsed, limit, user, partition, reason = (
-            c.strip() for c in cells[:-1]
-        )
-        if not job_id.isdigit():  # array or heterogeneous parts ("12_3", "12+0"): not ours
-            continue
-        raw, status, signal = parse_exit_code(exit_code)
-        jobs.append(
-            SlurmJob(
-                slurm_job_id=int(job_id),
-                name=name,
-                state=_state(state),
-                exit_code_raw=raw,
-                exit_status=status,
-                exit_signal=signal,
-                start=parse_timestamp(start),
-                end=parse_timestamp(end),
-                elapsed_seconds=_int(elapsed or "0", "ElapsedRaw"),
-                time_limit_minutes=parse_time_limit(limit),
-                user=user,
-                comment=cells[-1].strip(),
-                partition=partition,
-                reason=reason,
-            )
-        )
-    return jobs
-
-
-_GPU_TRES = re.compile(r"(?:^|,)gres/gpu=(\d+)")
-_GPU_GRES = re.compile(r"(?:^|,)gpu(?::[^:,()]+)?:(\d+)")
+_GPU_TRES = re.compile(r"(?:^|,)gres/gpu=([^,]*)")
+_GPU_GRES = re.compile(r"(?:^|,)gpu(?::[^:,()]+)?:([0-9]+)")
 
 
 def _tres(cfg_tres: str) -> dict[str, str]:
@@ -622,11 +724,11 @@ def _tres(cfg_tres: str) -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
-def _node_gpus(record: dict[str, str]) -> int:
+def _node_gpus(record: dict[str, str], name: str) -> int:
     match = _GPU_TRES.search(record.get("CfgTRES", ""))
     if match is None:
         match = _GPU_GRES.search(record.get("Gres", ""))
-    return int(match.group(1)) if match else 0
+    return _number(match.group(1), f"GPUs of node {name}", digits=9) if match else 0
 
 
 def parse_nodes(stdout: str, partition: str) -> list[Node]:
@@ -638,18 +740,17 @@ def parse_nodes(stdout: str, partition: str) -> list[Node]:
     A node does not respond when its state ends in ``*`` or carries ``NOT_RESPONDING``.
     """
     nodes = []
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
+    for line in _lines(stdout):
         record = parse_scontrol_record(line)
         name = record.get("NodeName")
         if not name:
-            raise UnexpectedOutput(f"scontrol line without NodeName: {line[:200]!r}")
+            raise UnexpectedOutput(f"scontrol line without NodeName: {_show(line)}")
         partitions = tuple(p for p in record.get("Partitions", "").split(",") if p)
         if partition not in partitions:
             continue
         tres = _tres(record.get("CfgTRES", ""))
-        cpus = _int(tres.get("cpu") or record.get("CPUTot", ""), f"CPUs of node {name}")
+        cpus_text = tres.get("cpu") or record.get("CPUTot", "")
+        cpus = _number(cpus_text, f"CPUs of node {name}", digits=9)
         memory = record.get("RealMemory") or tres.get("mem", "")
         state = record.get("State", "").upper()
         responding = not state.endswith("*") and "NOT_RESPONDING" not in state
@@ -658,7 +759,7 @@ def parse_nodes(stdout: str, partition: str) -> list[Node]:
                 name=name,
                 cpus=cpus,
                 memory_mb=parse_memory_mb(memory),
-                gpus=_node_gpus(record),
+                gpus=_node_gpus(record, name),
                 state=state.rstrip("*"),
                 responding=responding,
                 partitions=partitions,

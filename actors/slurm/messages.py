@@ -108,7 +108,9 @@ class SlurmJob(msgspec.Struct, frozen=True):
     ``exit_code_raw`` is the wait status SLURM keeps (``exit_status << 8 | exit_signal``), the
     number the completion reporter puts on chain; ``exit_status``/``exit_signal`` are its halves.
     ``time_limit_minutes`` is None for UNLIMITED. ``start``/``end`` are the controller's local
-    time as SLURM prints it (no zone), None while unknown.
+    time as SLURM prints it (no zone), None while unknown. ``name`` is the one field the job's
+    owner can rewrite (``scontrol update JobName=``); the job's comment, work folder and output
+    paths are not read at all (see :mod:`actors.slurm.commands`).
     """
 
     slurm_job_id: int
@@ -122,7 +124,6 @@ class SlurmJob(msgspec.Struct, frozen=True):
     elapsed_seconds: int = 0
     time_limit_minutes: int | None = None
     user: str = ""
-    comment: str = ""
     partition: str = ""
     reason: str = ""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import signal
 import socket
 import time
@@ -45,6 +46,7 @@ from actors.slurm.messages import (
     SubmitJob,
     TimeLimitNotRaised,
     TimeLimitRaised,
+    UnexpectedOutput,
 )
 from actors.slurm.ssh import SshPool, SshSettings
 from config.load import load
@@ -258,8 +260,60 @@ async def test_exit_3_ends_failed_with_exit_code_3_and_find_jobs_finds_it(
     found = await slurm.ask(FindJobs(name), timeout=15)
     assert [j.slurm_job_id for j in found] == [slurm_job_id]
     assert found[0].exit_code_raw == 768
-    assert found[0].comment == f"supervisor {PUBLIC_ADDRESS}"
+    assert found[0].name == name
     assert await slurm.ask(FindJobs(new_job_id()), timeout=15) == []
+
+
+async def test_a_job_rewriting_its_comment_and_name_cannot_forge_its_state(
+    slurm: SlurmActor, customer: str, testbed_env: TestbedEnv
+) -> None:
+    """The forgery of issue 11, on the real SLURM: a running job's owner may rewrite its comment
+    and its name (``scontrol update``). A comment holding ``JobState=COMPLETED ... EndTime=``
+    makes scontrol's line unreadable (a key twice) instead of shadowing the real fields, and a
+    name holding a whole forged squeue line is only a name: the adapter still reads RUNNING."""
+    forged_end = "2020-01-01T00:01:00"
+    comment = (
+        "x JobState=COMPLETED Reason=None ExitCode=0:0 "
+        f"StartTime=2020-01-01T00:00:00 EndTime={forged_end}"
+    )
+    go_on = trio.Path(f"/tmp/grid-test-rename-{secrets.token_hex(8)}")  # the job's user reads it
+    script = (
+        f"scontrol update JobId=$SLURM_JOB_ID Comment={shlex.quote(comment)}\n"
+        f"while [ ! -e {shlex.quote(str(go_on))} ]; do sleep 0.2; done\n"
+        "forged=$(printf '%s|\\n%s|COMPLETED|0|%s|0:10|5:00|grid|2020-01-01T00:00:00|"
+        f'{forged_end}|None|%s\' "$SLURM_JOB_NAME" "$SLURM_JOB_ID" "$USER" '
+        '"$SLURM_JOB_NAME")\n'
+        'scontrol update JobId=$SLURM_JOB_ID JobName="$forged"\n'
+        "sleep 120\n"
+    )
+    name, slurm_job_id = await submit(slurm, customer, script)
+    admin = testbed_env.ssh.admin_user
+    try:
+        argv = cmd.scontrol_job_argv(cmd.CommandPaths(), slurm_job_id)
+        with trio.fail_after(40):
+            while True:
+                shown = await slurm.pool.run(admin, cmd.command_line(argv), timeout=15)
+                if "JobState=COMPLETED" in shown.stdout:
+                    break
+                await trio.sleep(0.3)
+        with pytest.raises(UnexpectedOutput, match="twice"):
+            cmd.parse_scontrol_record(shown.stdout)
+        job = await slurm.ask(JobInfo(slurm_job_id), timeout=15)
+        assert isinstance(job, SlurmJob)
+        assert (job.state, job.name) == ("RUNNING", name)
+        assert job.end is None or job.end.year != 2020
+        assert [j.state for j in await slurm.ask(FindJobs(name), timeout=15)] == ["RUNNING"]
+
+        await go_on.touch()
+        renamed = await wait_for(slurm, slurm_job_id, lambda j: j.name != name)
+        assert renamed.state == "RUNNING"
+        assert "\n" in renamed.name and "|COMPLETED|" in renamed.name
+        assert renamed.end is None or renamed.end.year != 2020
+        assert await slurm.ask(FindJobs(name), timeout=15) == []  # not its name any more
+    finally:
+        await slurm.ask(Cancel(slurm_job_id=slurm_job_id), timeout=15)
+        await go_on.unlink(missing_ok=True)
+    assert (await wait_for(slurm, slurm_job_id, ended)).state == "CANCELLED"
 
 
 # --- cancel and time limits (as the admin) -----------------------------------------------------

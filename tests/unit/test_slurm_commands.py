@@ -325,119 +325,219 @@ def test_timestamps_and_memory() -> None:
     assert cmd.parse_memory_mb("4096") == 4096
     assert cmd.parse_memory_mb("4G") == 4096
     assert cmd.parse_memory_mb("1.5T") == 1572864
+    assert cmd.parse_memory_mb("512K") == 0
     with pytest.raises(UnexpectedOutput):
         cmd.parse_memory_mb("lots")
 
 
 # --- record parsers ------------------------------------------------------------------------------
 
-SCONTROL_JOB = (
-    "JobId=1 JobName=0xabc UserId=0x90f79bf6eb2c4f870365e785982e1f101e93b906(20000) "
-    "GroupId=0x90f79bf6eb2c4f870365e785982e1f101e93b906(20000) MCS_label=N/A Priority=4294901759 "
-    "Nice=0 Account=(null) QOS=(null) JobState=FAILED Reason=NonZeroExitCode "
-    "Dependency=(null) Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=3:0 RunTime=00:01:05 "
-    "TimeLimit=00:05:00 TimeMin=N/A SubmitTime=2026-11-24T16:50:38 "
-    "EligibleTime=2026-11-24T16:50:38 AccrueTime=2026-11-24T16:50:38 "
-    "StartTime=2026-11-24T16:50:38 EndTime=2026-11-24T16:51:43 Deadline=N/A SuspendTime=None "
-    "SecsPreSuspend=0 LastSchedEval=2026-11-24T16:50:38 Scheduler=Main Partition=grid "
-    "AllocNode:Sid=localhost:26930 ReqNodeList=(null) ExcNodeList=(null) NodeList=n1 "
-    "BatchHost=n1 NumNodes=1 NumCPUs=2 NumTasks=2 CPUs/Task=1 ReqB:S:C:T=0:0:*:* "
-    "TRES=cpu=2,mem=200M,node=1,billing=2 Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=* "
-    "MinCPUsNode=1 MinMemoryCPU=100M MinTmpDiskNode=0 Features=(null) DelayBoot=00:00:00 "
-    "OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null) Command=(null) WorkDir=/tmp "
-    "Comment=supervisor 127.0.0.1:1234  StdErr=/tmp/sv-1.out StdIn=/dev/null "
-    "StdOut=/tmp/sv-1.out Power= "
+NAME = "0x" + "ab" * 32
+USER = "0x90f79bf6eb2c4f870365e785982e1f101e93b906"
+# squeue --Format of _JOB_FIELDS then Name, as the testbed's SLURM 22.05.8 prints it
+SQUEUE_FAILED = (
+    f"1|FAILED|768|{USER}|0:00|5:00|grid|2026-11-24T16:50:38|2026-11-24T16:50:38|"
+    f"NonZeroExitCode|{NAME}|\n"
+)
+SQUEUE_RUNNING = (
+    f"2|RUNNING|0|alice|1:05|1-00:00:00|grid|2026-11-24T16:52:00|2026-11-25T16:52:00|None|{NAME}|\n"
 )
 
 
-def test_scontrol_record_keeps_values_with_spaces_whole() -> None:
-    record = cmd.parse_scontrol_record(SCONTROL_JOB)
-    assert record["Comment"] == "supervisor 127.0.0.1:1234"
-    assert record["CPUs/Task"] == "1"
-    assert record["AllocNode:Sid"] == "localhost:26930"
-    assert record["TRES"] == "cpu=2,mem=200M,node=1,billing=2"
-    assert record["Power"] == ""
-
-
-def test_scontrol_job() -> None:
-    (job,) = cmd.parse_scontrol_jobs(SCONTROL_JOB + "\n")
-    assert job.slurm_job_id == 1
-    assert job.name == "0xabc"
-    assert job.state == "FAILED"
-    assert job.has_ended
-    assert (job.exit_code_raw, job.exit_status, job.exit_signal) == (768, 3, 0)
-    assert job.elapsed_seconds == 65
-    assert job.time_limit_minutes == 5
-    assert job.user == "0x90f79bf6eb2c4f870365e785982e1f101e93b906"
-    assert job.comment == "supervisor 127.0.0.1:1234"
-    assert job.partition == "grid"
-    assert job.start == dt.datetime(2026, 11, 24, 16, 50, 38)
-    assert job.end == dt.datetime(2026, 11, 24, 16, 51, 43)
-
-
-def test_scontrol_pending_job_has_no_start() -> None:
-    line = (
-        "JobId=7 JobName=wrap UserId=root(0) JobState=PENDING Reason=Priority ExitCode=0:0 "
-        "RunTime=00:00:00 TimeLimit=UNLIMITED StartTime=Unknown EndTime=Unknown Partition=grid "
-        "Comment=(null)"
-    )
-    (job,) = cmd.parse_scontrol_jobs(line)
-    assert (job.state, job.start, job.time_limit_minutes, job.comment) == (
-        "PENDING",
-        None,
-        None,
-        "",
-    )
-    assert not job.has_ended
-
-
-SQUEUE = (
-    "1|0xabc|FAILED|768|0x90f79bf6eb2c4f870365e785982e1f101e93b906|0:00|5:00|grid|"
-    "2026-11-24T16:50:38|2026-11-24T16:50:38|NonZeroExitCode|supervisor 127.0.0.1:1234|\n"
-    "2|0xabc|RUNNING|0|alice|1:05|1-00:00:00|grid|2026-11-24T16:52:00|2026-11-25T16:52:00|"
-    "None|odd | comment|\n"
-)
-
-
-def test_squeue() -> None:
-    first, second = cmd.parse_squeue(SQUEUE)
+def test_squeue_by_name() -> None:
+    first, second = cmd.parse_squeue(SQUEUE_FAILED + SQUEUE_RUNNING, NAME)
     assert (first.slurm_job_id, first.state, first.exit_status, first.exit_code_raw) == (
         1,
         "FAILED",
         3,
         768,
     )
-    assert first.comment == "supervisor 127.0.0.1:1234"
+    assert (first.name, first.user, first.partition, first.reason) == (
+        NAME,
+        USER,
+        "grid",
+        "NonZeroExitCode",
+    )
     assert first.time_limit_minutes == 5
+    assert first.start == dt.datetime(2026, 11, 24, 16, 50, 38)
     assert (second.state, second.elapsed_seconds, second.time_limit_minutes) == (
         "RUNNING",
         65,
         1440,
     )
-    assert second.comment == "odd | comment"  # the free-text field is last: a | cannot shift
-    assert cmd.parse_squeue("\n") == []
+    assert cmd.parse_squeue("\n", NAME) == []
 
 
-def test_squeue_with_missing_fields_is_our_error() -> None:
+def test_squeue_names_matched_ignoring_case_keep_their_own_spelling() -> None:
+    """squeue --name compares without case: the job keeps the name it has, so the actor can
+    tell a look-alike (another user's job named in capitals) from the job it asked for."""
+    (job,) = cmd.parse_squeue(SQUEUE_FAILED.replace(NAME, NAME.upper()), NAME)
+    assert job.name == NAME.upper()
+
+
+def test_squeue_by_id_reads_the_one_job_whatever_its_name_holds() -> None:
+    (job,) = cmd.parse_squeue(SQUEUE_FAILED, NAME)
+    assert cmd.parse_squeue_job(SQUEUE_FAILED, 1) == job
+    odd = "x|COMPLETED|0|u|0:01|5:00|grid|2026-01-01T00:00:00|2026-01-01T00:01:00|None|y\n2"
+    renamed = cmd.parse_squeue_job(SQUEUE_FAILED.replace(NAME, odd), 1)
+    assert renamed is not None
+    assert (renamed.state, renamed.name) == ("FAILED", odd)
+    assert cmd.parse_squeue_job("", 1) is None
+
+
+def test_squeue_by_id_answering_another_job_is_our_error() -> None:
+    with pytest.raises(UnexpectedOutput, match="answered job 1 for 2"):
+        cmd.parse_squeue_job(SQUEUE_FAILED, 2)
+
+
+def test_a_reason_with_a_separator_does_not_shift_the_name() -> None:
+    (job,) = cmd.parse_squeue(SQUEUE_FAILED.replace("NonZeroExitCode", "held|by admin"), NAME)
+    assert (job.reason, job.name) == ("held|by admin", NAME)
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        "1|FAILED\n",
+        SQUEUE_FAILED.replace(f"{NAME}|", NAME),  # no trailing separator
+        SQUEUE_FAILED.replace(NAME, "0x" + "cd" * 32),  # not the name asked for
+        SQUEUE_FAILED + SQUEUE_FAILED,  # one id twice
+        SQUEUE_FAILED.replace("FAILED", "failed; rm"),
+    ],
+)
+def test_squeue_lines_that_split_in_no_single_way_are_our_error(stdout: str) -> None:
     with pytest.raises(UnexpectedOutput):
-        cmd.parse_squeue("1|0xabc|FAILED\n")
+        cmd.parse_squeue(stdout, NAME)
+
+
+def test_squeue_ids_are_plain_and_lookups_name_exactly_one_target() -> None:
+    by_id = cmd.squeue_argv(PATHS, slurm_job_id=7)
+    assert "--jobs=7" in by_id and "--states=all" in by_id
+    assert not any(a.startswith("--name") for a in by_id)
+    fields = next(a for a in by_id if a.startswith("--Format="))
+    assert fields.removeprefix("--Format=").split(",")[0] == "JobID:|"  # never "12_3"
+    assert fields.endswith(",Name:|")
+    for text in ("Comment", "WorkDir", "StdOut", "Command"):
+        assert text.lower() not in fields.lower()
+    with pytest.raises(ValueError):
+        cmd.squeue_argv(PATHS)
+    with pytest.raises(ValueError):
+        cmd.squeue_argv(PATHS, NAME, slurm_job_id=7)
+    with pytest.raises(ValueError):
+        cmd.squeue_argv(PATHS, slurm_job_id=0)
 
 
 SACCT = (
-    "12|0xabc|CANCELLED by 0|0:15|2026-11-24T16:50:38|2026-11-24T16:52:38|120|5|alice|grid|"
-    "None|supervisor h:1\n"
-    "13|0xabc|COMPLETED|0:0|2026-11-24T16:50:38|2026-11-24T16:50:40|2|UNLIMITED|bob|grid|None|\n"
-    "14_3|0xabc|COMPLETED|0:0|Unknown|Unknown|0|5|bob|grid|None|\n"
+    f"12|CANCELLED by 0|0:15|2026-11-24T16:50:38|2026-11-24T16:52:38|120|5|alice|grid|None|{NAME}\n"
+    f"13|COMPLETED|0:0|2026-11-24T16:50:38|2026-11-24T16:50:40|2|UNLIMITED|bob|grid|None|{NAME}\n"
+    f"14_3|COMPLETED|0:0|Unknown|Unknown|0|5|bob|grid|None|{NAME}\n"
 )
 
 
-def test_sacct() -> None:
-    cancelled, completed = cmd.parse_sacct(SACCT)
+def test_sacct_by_name() -> None:
+    cancelled, completed = cmd.parse_sacct(SACCT, NAME)
     assert (cancelled.slurm_job_id, cancelled.state, cancelled.exit_signal) == (12, "CANCELLED", 15)
     assert cancelled.elapsed_seconds == 120
-    assert cancelled.comment == "supervisor h:1"
+    assert cancelled.name == NAME
     assert completed.time_limit_minutes is None
     assert completed.user == "bob"
+
+
+def test_sacct_names_padded_by_the_database_are_kept_as_printed() -> None:
+    """slurmdbd compares names as MySQL does: without case and trailing spaces."""
+    (job,) = cmd.parse_sacct(SACCT.splitlines()[0].replace(NAME, NAME.upper() + "  "), NAME)
+    assert job.name == NAME.upper() + "  "
+
+
+def test_sacct_by_id() -> None:
+    line = SACCT.splitlines()[1] + "\n"
+    job = cmd.parse_sacct_job(line, 13)
+    assert job is not None
+    assert (job.slurm_job_id, job.state, job.name) == (13, "COMPLETED", NAME)
+    assert cmd.parse_sacct_job("", 13) is None
+    with pytest.raises(UnexpectedOutput):
+        cmd.parse_sacct_job(line, 12)
+    argv = cmd.sacct_argv(PATHS, slurm_job_id=13)
+    assert next(a for a in argv if a.startswith("--format=")).endswith(",Reason,JobName")
+
+
+# --- a customer's text never shadows SLURM's fields ----------------------------------------------
+
+START, FORGED_END = "2026-11-24T16:50:38", "2026-11-24T16:51:38"
+FORGED = f"x JobState=COMPLETED Reason=None ExitCode=0:0 StartTime={START} EndTime={FORGED_END}"
+SCONTROL_RUNNING = (
+    f"JobId=1 JobName={NAME} UserId={USER}(20000) JobState=RUNNING Reason=None ExitCode=0:0 "
+    f"RunTime=00:01:05 TimeLimit=00:05:00 StartTime={START} EndTime=2026-11-24T16:55:38 "
+    f"Partition=grid WorkDir=/tmp Comment={FORGED}  StdErr=/tmp/x StdIn=/dev/null StdOut=/tmp/x"
+)
+
+
+def test_a_comment_shaped_like_fields_makes_the_scontrol_line_unreadable() -> None:
+    """The forgery of issue 11: scontrol prints Comment= raw; a later JobState= once overwrote
+    the real one and a forged FINISHED was billed."""
+    with pytest.raises(UnexpectedOutput, match="JobState twice"):
+        cmd.parse_scontrol_record(SCONTROL_RUNNING)
+
+
+def test_a_name_shaped_like_a_squeue_line_is_only_a_name() -> None:
+    """The job's name, the one customer text squeue prints, comes last: a renamed job with a
+    forged COMPLETED line in its name is still RUNNING, and by name it is not found at all."""
+    forged = f"{NAME}|\n1|COMPLETED|0|{USER}|1:00|5:00|grid|{START}|{FORGED_END}|None|{NAME}"
+    stdout = SQUEUE_RUNNING.replace("2|", "1|", 1).replace(f"{NAME}|", f"{forged}|")
+    job = cmd.parse_squeue_job(stdout, 1)
+    assert job is not None
+    assert (job.state, job.end, job.name) == ("RUNNING", dt.datetime(2026, 11, 25, 16, 52), forged)
+    with pytest.raises(UnexpectedOutput):
+        cmd.parse_squeue(stdout, NAME)  # SLURM would not match it: refused, never misread
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (cmd.parse_sbatch, "²"),
+        (cmd.parse_sbatch, "1" * 5000),
+        (cmd.parse_time_limit, "²"),
+        (cmd.parse_time_limit, "9" * 4400),
+        (cmd.parse_time_limit, "99999999999"),
+        (cmd.parse_duration, "9" * 5000),
+        (cmd.parse_duration, "1:٣٠"),
+        (cmd.parse_duration, "1_000"),
+        (cmd.parse_exit_code, "9" * 5000),
+        (cmd.parse_exit_code, "256:0"),
+        (cmd.parse_exit_code, "+3"),
+        (cmd.parse_memory_mb, "1" * 5000),
+        (cmd.parse_memory_mb, "9" * 400 + "P"),
+        (cmd.parse_memory_mb, "99999999999P"),
+        (cmd.parse_memory_mb, "1e400"),
+        (cmd.parse_timestamp, "2026-02-30T00:00:00"),
+        (cmd.parse_timestamp, "2026-11-24T16:50:38+05:00"),
+        (cmd.parse_timestamp, "²026-11-24T16:50:38"),
+    ],
+)
+def test_odd_numbers_are_our_error_not_a_crash(parse: object, text: str) -> None:
+    assert callable(parse)
+    with pytest.raises(UnexpectedOutput):
+        parse(text)
+
+
+def test_odd_numbers_in_records_are_our_error() -> None:
+    for stdout in (
+        SQUEUE_FAILED.replace("1|FAILED", "¹|FAILED"),
+        SQUEUE_FAILED.replace("|768|", "|" + "7" * 4400 + "|"),
+        SQUEUE_FAILED.replace("|5:00|", "|" + "5" * 5000 + "|"),
+    ):
+        with pytest.raises(UnexpectedOutput):
+            cmd.parse_squeue(stdout, NAME)
+    for line in (
+        node_line(tres="cpu=8,gres/gpu=" + "9" * 5000),
+        node_line(tres="cpu=8,gres/gpu=²"),
+        node_line().replace("RealMemory=4096", "RealMemory=" + "9" * 5000),
+        node_line(tres="mem=4G").replace("CPUTot=8", "CPUTot=²"),
+        node_line(gres="gpu:a100:" + "9" * 5000, tres="cpu=4"),
+        node_line() + " State=IDLE",  # a key twice
+    ):
+        with pytest.raises(UnexpectedOutput):
+            cmd.parse_nodes(line, "grid")
 
 
 NODE = (
