@@ -20,10 +20,14 @@ from runtime.errors import (
     ActorStopped,
     ActorSystemError,
     AskTimeout,
+    Delivery,
     ErrorInfo,
+    ErrorTable,
     MailboxFull,
     NameTaken,
     RestartIntensityExceeded,
+    delivery_of,
+    map_exceptions,
 )
 from runtime.policy import Backoff, Restart, RestartIntensity, Strategy
 from runtime.registry import ActorEntry, ActorNode, Kind, Registry, State, Supervisable
@@ -54,7 +58,9 @@ __all__ = [
     "ChildCounts",
     "ChildInfo",
     "ChildSpec",
+    "Delivery",
     "ErrorInfo",
+    "ErrorTable",
     "Kind",
     "MailboxFull",
     "NameTaken",
@@ -71,5 +77,7 @@ __all__ = [
     "Supervisor",
     "SupervisorStatistics",
     "Timings",
+    "delivery_of",
+    "map_exceptions",
     "sole_exception",
 ]

@@ -30,9 +30,11 @@ acknowledging the request in one transaction, so a crash at any moment neither l
 applies it twice; requests still pending are replayed on start, after the reports.
 
 The outside world is reached through :class:`JobPorts` (the SLURM actor, the chain actor and the
-sbatch client behind it). A port raises when a connection is broken: the actor crashes, its
-supervisor restarts it with backoff, and recovery resumes from the persisted phase. Expected
-refusals come back as values and become events.
+sbatch client behind it). What an adapter error means is each port's table in
+:mod:`actors.job.ports` (an answer event, retry later, or crash): an answer becomes an event (a
+script the sbatch service does not have or refuses fails the job on chain); otherwise the port
+raises, the actor crashes, its supervisor restarts it with backoff, and recovery resumes from the
+persisted phase. Expected refusals come back as values and become events.
 """
 
 from __future__ import annotations
