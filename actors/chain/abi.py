@@ -12,21 +12,31 @@ codec; nothing here talks to a node.
 - :func:`decode_claim` turns one raw log (a JSON-RPC log object) into a
   :class:`~actors.grid.ClaimedJob`, :class:`~actors.grid.ClaimedCancel` or
   :class:`~actors.grid.ClaimedTopUp`, or None when it is not one of the three claim events.
+- :func:`quantity`, :func:`hex_bytes` and :func:`log_list` read the JSON values of an answer
+  (``"0x1a"``, ``"0x..."`` data, a list of log objects).
+
+Whatever a node answers, decoding raises :class:`~actors.chain.errors.ChainValueError` and
+nothing else: eth_abi's own exceptions, a JSON value of the wrong type (a number where hex text
+belongs, topics that are not a list), a job status the grid does not know. :data:`DECODE_ERRORS`
+is the table that maps the codec's exceptions at each decoding step.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError, EncodingError
 from eth_utils.crypto import keccak
 
+from actors.chain.errors import ChainValueError
 from actors.grid import (
     Affinity,
     ClaimedCancel,
@@ -42,10 +52,13 @@ from actors.grid import (
     address,
     job_id,
 )
+from runtime.errors import ErrorTable, map_exceptions
 
 __all__ = [
     "CLAIM_EVENTS",
     "CONTRACTS",
+    "DECODE_ERRORS",
+    "ENCODE_ERRORS",
     "Claimed",
     "Event",
     "Function",
@@ -57,12 +70,15 @@ __all__ = [
     "definition_to_abi",
     "grid_abi",
     "hardware_to_abi",
+    "hex_bytes",
     "job_from_abi",
     "job_id_bytes",
     "labels_to_abi",
     "load_abi",
+    "log_list",
     "prices_to_abi",
     "provider_from_abi",
+    "quantity",
     "signature",
 ]
 
@@ -87,6 +103,19 @@ CLAIM_EVENTS = ("ClaimJobEvent", "ClaimNextCancellingJobEvent", "ClaimNextTopUpJ
 """The MetaScheduler events that hand work to a provider (all parameters non-indexed)."""
 
 ZERO_ADDRESS = "0x" + "00" * 20
+
+DECODE_ERRORS: Final[ErrorTable] = {
+    DecodingError: ChainValueError,  # eth_abi: too short, bad padding, a pointer out of range
+    ValueError: ChainValueError,  # an unknown enum value, a bad address, undecodable UTF-8
+    TypeError: ChainValueError,  # a decoded value of another shape than the ABI says
+    OverflowError: ChainValueError,
+}
+"""What each decoding step (return data, a log's data, the tuples made from them) turns into
+ours: everything an RPC node can make the codec raise becomes a ChainValueError."""
+
+ENCODE_ERRORS: Final[ErrorTable] = {EncodingError: ChainValueError}
+"""eth_abi's refusals to encode an argument (a negative or too large integer, a string where
+bytes belong) become ours too, before anything is sent."""
 
 
 def load_abi(name: str) -> list[Item]:
@@ -124,11 +153,17 @@ class Function:
 
     def encode(self, *args: Any) -> bytes:
         """Calldata: the selector and the ABI-encoded arguments."""
-        return self.selector + abi_encode(list(self.inputs), list(args))
+        with map_exceptions(ENCODE_ERRORS, f"encoding a call of {self.name}"):
+            return self.selector + abi_encode(list(self.inputs), list(args))
 
     def decode(self, data: bytes) -> tuple[Any, ...]:
         """The decoded return values (a tuple, one entry per output)."""
-        return tuple(abi_decode(list(self.outputs), data))
+        with map_exceptions(DECODE_ERRORS, f"the return data of {self.name}"):
+            return tuple(abi_decode(list(self.outputs), data))
+
+    def decode_result(self, result: object) -> tuple[Any, ...]:
+        """The decoded return values of an ``eth_call`` answer (``"0x..."`` hex text)."""
+        return self.decode(hex_bytes(result, f"the return data of {self.name}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +185,8 @@ class Event:
         """The non-indexed parameters by name (every event of ours has only those)."""
         types = [t for t, i in zip(self.types, self.indexed, strict=True) if not i]
         names = [n for n, i in zip(self.names, self.indexed, strict=True) if not i]
-        return dict(zip(names, abi_decode(types, data), strict=True))
+        with map_exceptions(DECODE_ERRORS, f"malformed {self.name} log"):
+            return dict(zip(names, abi_decode(types, data), strict=True))
 
 
 class GridAbi:
@@ -250,6 +286,11 @@ def definition_to_abi(d: JobDefinition) -> tuple[Any, ...]:
 
 
 def definition_from_abi(raw: Sequence[Any]) -> JobDefinition:
+    with map_exceptions(DECODE_ERRORS, "a JobDefinition tuple"):
+        return _definition(raw)
+
+
+def _definition(raw: Sequence[Any]) -> JobDefinition:
     gpus, mem, cpus, ntasks, location, storage, uses, affinity = raw
     return JobDefinition(
         gpus=int(gpus),
@@ -266,7 +307,13 @@ def definition_from_abi(raw: Sequence[Any]) -> JobDefinition:
 
 
 def job_from_abi(raw: Sequence[Any]) -> OnChainJob:
-    """The ``Job`` tuple returned by ``IJobRepository.get`` as an :class:`OnChainJob`."""
+    """The ``Job`` tuple returned by ``IJobRepository.get`` as an :class:`OnChainJob` (a status
+    the grid does not know is a ChainValueError, as any other shape the ABI does not give)."""
+    with map_exceptions(DECODE_ERRORS, "a Job tuple"):
+        return _job(raw)
+
+
+def _job(raw: Sequence[Any]) -> OnChainJob:
     jid, status, customer, provider, definition, cost, times, name, cancel, error, code = raw
     max_cost, final_cost, _pending_top_up, _delegate = cost
     _submit, start, end, _cancel_ts, _block, _panic_ts = times
@@ -275,7 +322,7 @@ def job_from_abi(raw: Sequence[Any]) -> OnChainJob:
         status=JobStatus(int(status)),
         customer=address(str(customer)),
         provider=address(str(provider)),
-        definition=definition_from_abi(definition),
+        definition=_definition(definition),
         max_cost=int(max_cost),
         final_cost=int(final_cost),
         start=int(start),
@@ -298,6 +345,11 @@ def prices_to_abi(p: Prices) -> tuple[int, int, int]:
 def provider_from_abi(raw: Sequence[Any]) -> Provider | None:
     """The ``Provider`` tuple of ``getProvider``; None for the all-zero record of an unknown
     (never approved, or removed) address."""
+    with map_exceptions(DECODE_ERRORS, "a Provider tuple"):
+        return _provider(raw)
+
+
+def _provider(raw: Sequence[Any]) -> Provider | None:
     addr, (nodes, gpus, cpus, mem), (gpu_price, cpu_price, mem_price), labels, banned = raw
     if address(str(addr)) == ZERO_ADDRESS:
         return None
@@ -319,9 +371,36 @@ def provider_from_abi(raw: Sequence[Any]) -> Provider | None:
 
 # ------------------------------------------------------------------------------------------ logs
 
+_HEX_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}")
 
-def _hex_bytes(value: object) -> bytes:
-    return bytes.fromhex(str(value).removeprefix("0x"))
+
+def hex_bytes(value: object, what: str) -> bytes:
+    """The bytes of ``"0x..."`` hex text in an answer (``what`` names it in the error)."""
+    if not isinstance(value, str) or not _HEX_DATA.fullmatch(value):
+        raise ChainValueError(f"{what}: expected 0x-prefixed hex bytes, got {_shown(value)}")
+    return bytes.fromhex(value[2:])
+
+
+def quantity(value: object, what: str) -> int:
+    """The number of a JSON-RPC quantity (``"0x1a"``: hex, at most 256 bits)."""
+    if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
+        raise ChainValueError(f"{what}: expected a 0x-prefixed hex quantity, got {_shown(value)}")
+    return int(value, 16)
+
+
+def log_list(value: object, what: str) -> list[dict[str, Any]]:
+    """The log objects of an answer (``eth_getLogs``, a receipt's ``logs``); None is none."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(log, dict) for log in value):
+        raise ChainValueError(f"{what}: expected a list of log objects, got {_shown(value)}")
+    return [dict(log) for log in value]
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def decode_claim(log: Mapping[str, Any], *, provider: str | None = None) -> Claimed | None:
@@ -329,44 +408,50 @@ def decode_claim(log: Mapping[str, Any], *, provider: str | None = None) -> Clai
 
     None when the log is not one of :data:`CLAIM_EVENTS` of the MetaScheduler ABI, or when
     ``provider`` is given and the claim is for another provider (every parameter is non-indexed,
-    so this filter is client-side). ``block_number`` comes from the log. The caller checks the
-    emitting address. Raises ValueError for a claim event whose data does not decode.
+    so this filter is client-side). ``block_number`` comes from the log (0 while pending). The
+    caller checks the emitting address. Raises ChainValueError for a log that is not a JSON-RPC
+    log object or a claim event whose data does not decode.
     """
+    if not isinstance(log, Mapping):
+        raise ChainValueError(f"a log: expected a log object, got {_shown(log)}")
     topics = log.get("topics") or []
+    if not isinstance(topics, list):
+        raise ChainValueError(f"a log's topics: expected a list, got {_shown(topics)}")
     if not topics:
         return None
-    event = grid_abi().event_by_topic("MetaScheduler", _hex_bytes(topics[0]))
+    event = grid_abi().event_by_topic("MetaScheduler", hex_bytes(topics[0], "a log's topic"))
     if event is None or event.name not in CLAIM_EVENTS:
         return None
-    try:
-        fields = event.decode_data(_hex_bytes(log.get("data", "0x")))
-    except Exception as exc:  # eth_abi raises several types for malformed data
-        raise ValueError(f"malformed {event.name} log: {exc}") from exc
-    block = int(str(log.get("blockNumber") or "0x0"), 16)
-    claimed: Claimed
-    if event.name == "ClaimJobEvent":
-        claimed = ClaimedJob(
+    fields = event.decode_data(hex_bytes(log.get("data", "0x"), f"a {event.name} log's data"))
+    pending = log.get("blockNumber") is None
+    block = 0 if pending else quantity(log.get("blockNumber"), f"a {event.name} log's block")
+    with map_exceptions(DECODE_ERRORS, f"malformed {event.name} log"):
+        claimed = _claimed(event.name, fields, block)
+    if provider is not None and claimed.provider != address(provider):
+        return None
+    return claimed
+
+
+def _claimed(name: str, fields: Mapping[str, Any], block: int) -> Claimed:
+    if name == "ClaimJobEvent":
+        return ClaimedJob(
             job_id=job_id(bytes(fields["jobId"])),
             customer=address(str(fields["customerAddr"])),
             provider=address(str(fields["providerAddr"])),
             max_duration_minute=int(fields["maxDurationMinute"]),
-            definition=definition_from_abi(fields["jobDefinition"]),
+            definition=_definition(fields["jobDefinition"]),
             block_number=block,
         )
-    elif event.name == "ClaimNextCancellingJobEvent":
-        claimed = ClaimedCancel(
+    if name == "ClaimNextCancellingJobEvent":
+        return ClaimedCancel(
             job_id=job_id(bytes(fields["jobId"])),
             customer=address(str(fields["customerAddr"])),
             provider=address(str(fields["providerAddr"])),
             block_number=block,
         )
-    else:
-        claimed = ClaimedTopUp(
-            job_id=job_id(bytes(fields["_jobId"])),
-            provider=address(str(fields["_providerAddr"])),
-            extra_minutes=int(fields["maxDurationMinute"]),
-            block_number=block,
-        )
-    if provider is not None and claimed.provider != address(provider):
-        return None
-    return claimed
+    return ClaimedTopUp(
+        job_id=job_id(bytes(fields["_jobId"])),
+        provider=address(str(fields["_providerAddr"])),
+        extra_minutes=int(fields["maxDurationMinute"]),
+        block_number=block,
+    )

@@ -59,8 +59,9 @@ from typing import Any, ClassVar, Final
 import msgspec
 import trio
 
-from actors.chain.abi import Claimed
+from actors.chain.abi import Claimed, quantity
 from actors.chain.client import MetaSchedulerClient
+from actors.chain.errors import ChainError, ChainValueError
 from actors.chain.messages import (
     Applied,
     ChainMessage,
@@ -77,7 +78,7 @@ from actors.chain.messages import (
     StopClaiming,
     TransactionOutcome,
 )
-from actors.chain.revert import ChainError, ContractError
+from actors.chain.revert import ContractError
 from actors.chain.rpc import HttpRpc, Subscription, SubscriptionLost, WsRpc, open_ws_rpc
 from actors.chain.transactions import (
     PendingLog,
@@ -87,7 +88,7 @@ from actors.chain.transactions import (
     TransactionSender,
 )
 from runtime.actor import Actor, ActorStatistics
-from runtime.errors import ActorSystemError, Delivery, ErrorTable, map_exceptions
+from runtime.errors import ActorSystemError, ErrorTable, map_exceptions
 from runtime.policy import Backoff
 from runtime.statistics import Outcomes, OutcomeTally
 from runtime.store import Store, StoreError
@@ -135,15 +136,6 @@ class ChainSettings(msgspec.Struct, frozen=True):
 
 
 _CONCURRENT = (SetJobStatus, RefuseJob, Register, GetJob, GetProvider, ProviderApproval)
-
-
-class ChainValueError(ChainError):
-    """A value the chain adapter cannot encode into a request (a job id that is not 32 bytes, an
-    address that is not 20) or decode from an answer. A malformed value in the ask is found before
-    anything is sent; a decoding failure may follow a transaction that went through, hence the
-    cautious delivery."""
-
-    delivery: ClassVar[Delivery] = Delivery.MAY_HAVE_TAKEN_EFFECT
 
 
 class ChainStatistics(ActorStatistics, frozen=True, kw_only=True):
@@ -374,7 +366,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
                 self._seen.popitem(last=False)
             try:
                 claims = self.client.claims_in([dict(raw)])
-            except ValueError as exc:
+            except ChainValueError as exc:
                 log.warning("chain: skipped a malformed claim log %s: %s", key, exc)
                 continue
             for claim in claims:
@@ -515,7 +507,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
 
     async def _consume_heads(self, heads: Subscription) -> None:
         async for head in heads:
-            number = int(str(head.get("number", "0x0")), 16)
+            number = quantity(head.get("number", "0x0"), "a new head's number")
             self._head = number
             self._last_head_at = trio.current_time()
             self._sender.new_head()  # receipt waiters look now, not at their next poll
@@ -535,7 +527,7 @@ class ChainActor(Actor[ChainMessage, ChainReply]):
             await trio.sleep_until(self._last_head_at + timeout)
             if trio.current_time() < self._last_head_at + timeout:
                 continue
-            number = int(str(await ws.request("eth_blockNumber")), 16)
+            number = quantity(await ws.request("eth_blockNumber"), "eth_blockNumber")
             if self._head is not None and number > self._head:
                 raise SubscriptionLost(f"no new head for {timeout:g} s while the chain moved on")
             if self._head is None:

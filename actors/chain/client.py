@@ -25,8 +25,10 @@ from actors.chain.abi import (
     job_from_abi,
     job_id_bytes,
     labels_to_abi,
+    log_list,
     prices_to_abi,
     provider_from_abi,
+    quantity,
 )
 from actors.chain.revert import ContractError
 from actors.chain.rpc import HttpRpc
@@ -109,7 +111,7 @@ class MetaSchedulerClient:
         function = self._abi.function(contract, fn)
         call = {"to": to, "data": "0x" + function.encode(*args).hex()}
         result = await self.rpc.request("eth_call", [call, "latest"])
-        return function.decode(bytes.fromhex(str(result).removeprefix("0x")))
+        return function.decode_result(result)
 
     async def _calls(self, calls: Sequence[tuple[str, str, str, tuple[Any, ...]]]) -> list[Any]:
         """Several ``eth_call`` in one batch; each entry the decoded outputs (raises the first
@@ -124,7 +126,7 @@ class MetaSchedulerClient:
         for function, result in zip(functions, results, strict=True):
             if isinstance(result, Exception):
                 raise result
-            decoded.append(function.decode(bytes.fromhex(str(result).removeprefix("0x"))))
+            decoded.append(function.decode_result(result))
         return decoded
 
     async def addresses(self) -> GridAddresses:
@@ -233,7 +235,7 @@ class MetaSchedulerClient:
         return await self.approval() is Approval.APPROVED
 
     async def block_number(self) -> int:
-        return int(str(await self.rpc.request("eth_blockNumber")), 16)
+        return quantity(await self.rpc.request("eth_blockNumber"), "eth_blockNumber")
 
     def claim_filter(self) -> dict[str, Any]:
         """The log filter of the three claim events on the MetaScheduler."""
@@ -243,8 +245,7 @@ class MetaSchedulerClient:
     async def claim_logs(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
         """``eth_getLogs`` of the claim events in ``[from_block, to_block]`` (all providers)."""
         query = dict(self.claim_filter(), fromBlock=hex(from_block), toBlock=hex(to_block))
-        logs = await self.rpc.request("eth_getLogs", [query])
-        return [dict(log) for log in logs or []]
+        return log_list(await self.rpc.request("eth_getLogs", [query]), "eth_getLogs")
 
     def claims_in(self, logs: Sequence[dict[str, Any]]) -> list[Claimed]:
         """The claims for this provider among ``logs`` emitted by the MetaScheduler."""

@@ -36,7 +36,8 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
-from actors.chain.revert import ChainError
+from actors.chain.abi import quantity
+from actors.chain.errors import ChainError, ChainValueError
 
 __all__ = [
     "BUMP_DIVISOR",
@@ -131,6 +132,8 @@ def fees_from_node(
     """
     if mode == "legacy":
         return LegacyFees(gas_price=gas_price)
+    if latest_block is not None and not isinstance(latest_block, Mapping):
+        raise ChainValueError(f"eth_getBlockByNumber: expected a block, got {latest_block!r:.80}")
     base_hex = latest_block.get("baseFeePerGas") if latest_block is not None else None
     if base_hex is None:
         if mode == "eip1559":
@@ -140,7 +143,7 @@ def fees_from_node(
                 "legacy or auto"
             )
         return LegacyFees(gas_price=gas_price)
-    base = int(str(base_hex), 16)
+    base = quantity(base_hex, "the latest block's baseFeePerGas")
     tip = priority_fee if priority_fee is not None else max(gas_price - base, 0)
     return DynamicFees(max_fee=2 * base + tip, max_priority_fee=tip)
 

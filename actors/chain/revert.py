@@ -23,6 +23,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 
 from actors.chain.abi import Item, canonical_type, grid_abi, signature
+from actors.chain.errors import ChainError
 
 __all__ = [
     "BUILTIN_ERRORS",
@@ -56,10 +57,6 @@ PANIC_REASONS: Mapping[int, str] = {
     0x51: "call to an uninitialised internal function",
 }
 """Solidity's panic codes (``Panic(uint256)``)."""
-
-
-class ChainError(Exception):
-    """Base of every error the chain adapter raises (no third-party exception escapes it)."""
 
 
 class ContractError(ChainError):

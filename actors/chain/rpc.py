@@ -142,7 +142,9 @@ def _answer(method: str, reply: Any) -> Any:
     data = revert_data(error)
     if data is not None:
         raise decode_revert(data)
-    raise RpcError(method, int(error.get("code", 0)), str(error.get("message", "")))
+    code = error.get("code", 0)
+    number = code if isinstance(code, int) and not isinstance(code, bool) else -32603
+    raise RpcError(method, number, str(error.get("message", ""))[:2000])
 
 
 def _body(ident: int, method: str, params: Sequence[Any]) -> dict[str, Any]:

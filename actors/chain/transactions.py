@@ -55,6 +55,8 @@ import trio
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
+from actors.chain.abi import log_list, quantity
+from actors.chain.errors import ChainError, ChainValueError
 from actors.chain.fees import (
     DynamicFees,
     FeeMode,
@@ -66,7 +68,7 @@ from actors.chain.fees import (
     fees_from_node,
     gas_limit_for,
 )
-from actors.chain.revert import ChainError, ContractError
+from actors.chain.revert import ContractError
 from actors.chain.rpc import HttpRpc, OutcomeUnknown, RequestNotSent, RpcError
 from config.schema import Chain
 from runtime.statistics import Outcomes, OutcomeTally
@@ -321,13 +323,12 @@ class TransactionSender:
 
     async def chain_id(self) -> int:
         if self._chain_id is None:
-            self._chain_id = int(str(await self._rpc.request("eth_chainId")), 16)
+            self._chain_id = quantity(await self._rpc.request("eth_chainId"), "eth_chainId")
         return self._chain_id
 
     async def _chain_nonce(self, block: str = "pending") -> int:
-        return int(
-            str(await self._rpc.request("eth_getTransactionCount", [self.address, block])), 16
-        )
+        count = await self._rpc.request("eth_getTransactionCount", [self.address, block])
+        return quantity(count, "eth_getTransactionCount")
 
     async def current_fees(self, *, fresh: bool = False) -> Fees:
         """Fees for a new transaction in the configured mode (cached for ``fee_cache_seconds``).
@@ -336,7 +337,7 @@ class TransactionSender:
         if fresh or self._fees is None or now - self._fees_at > self.settings.fee_cache_seconds:
             mode = self.settings.fees
             if mode == "legacy":  # the price alone: no block, no tip
-                price = int(str(await self._rpc.request("eth_gasPrice")), 16)
+                price = quantity(await self._rpc.request("eth_gasPrice"), "eth_gasPrice")
                 self._fees = fees_from_node(None, gas_price=price, priority_fee=None, mode=mode)
             else:
                 block, tip, answer = await self._rpc.batch(
@@ -350,9 +351,14 @@ class TransactionSender:
                     raise block
                 if isinstance(answer, Exception):
                     raise answer
-                priority = None if isinstance(tip, Exception) else int(str(tip), 16)
+                priority = (
+                    None
+                    if isinstance(tip, Exception)
+                    else quantity(tip, "eth_maxPriorityFeePerGas")
+                )
+                price = quantity(answer, "eth_gasPrice")
                 self._fees = fees_from_node(
-                    block, gas_price=int(str(answer), 16), priority_fee=priority, mode=mode
+                    block, gas_price=price, priority_fee=priority, mode=mode
                 )
             self._fees_at = now
             kind = "legacy" if isinstance(self._fees, LegacyFees) else "EIP-1559"
@@ -376,7 +382,8 @@ class TransactionSender:
     async def simulate(self, to: str, data: bytes) -> int:
         """``eth_estimateGas`` of the call: its gas, or the ContractError it would revert with."""
         try:
-            return int(str(await self._rpc.request("eth_estimateGas", [self._call(to, data)])), 16)
+            estimate = await self._rpc.request("eth_estimateGas", [self._call(to, data)])
+            return quantity(estimate, "eth_estimateGas")
         except ContractError:
             self._simulated += 1
             raise
@@ -668,7 +675,12 @@ class TransactionSender:
                 found = False
                 for (_, watch), answer in zip(watched, answers, strict=False):
                     if isinstance(answer, dict) and watch.receipt is None:
-                        watch.settle(_receipt(answer, watch.nonce))
+                        try:
+                            receipt = _receipt(answer, watch.nonce)
+                        except ChainValueError as exc:  # asked again next round
+                            log.warning("chain: a receipt that does not decode: %s", exc)
+                            continue
+                        watch.settle(receipt)
                         self._unwatch(watch)
                         found = True
                 delay = settings.receipt_poll_min if found or fresh else delay
@@ -770,11 +782,16 @@ class _Watch:
 
 
 def _receipt(raw: Mapping[str, Any], nonce: int) -> Receipt:
+    """A receipt from ``eth_getTransactionReceipt``'s answer; ChainValueError when a field is
+    missing or not what the JSON-RPC says it is."""
+    tx_hash = raw.get("transactionHash")
+    if not isinstance(tx_hash, str) or not tx_hash.startswith("0x"):
+        raise ChainValueError(f"a receipt's transactionHash: got {str(tx_hash)[:80]!r}")
     return Receipt(
-        tx_hash=str(raw["transactionHash"]),
-        block_number=int(str(raw["blockNumber"]), 16),
-        status=int(str(raw.get("status", "0x1")), 16) == 1,
-        gas_used=int(str(raw["gasUsed"]), 16),
+        tx_hash=tx_hash,
+        block_number=quantity(raw.get("blockNumber"), "a receipt's blockNumber"),
+        status=quantity(raw.get("status", "0x1"), "a receipt's status") == 1,
+        gas_used=quantity(raw.get("gasUsed"), "a receipt's gasUsed"),
         nonce=nonce,
-        logs=tuple(dict(log) for log in raw.get("logs", [])),
+        logs=tuple(log_list(raw.get("logs"), "a receipt's logs")),
     )

@@ -15,12 +15,16 @@ from actors.chain.abi import (
     definition_to_abi,
     grid_abi,
     hardware_to_abi,
+    hex_bytes,
     job_from_abi,
     labels_to_abi,
     load_abi,
+    log_list,
     prices_to_abi,
     provider_from_abi,
+    quantity,
 )
+from actors.chain.errors import ChainValueError
 from actors.grid import (
     Affinity,
     ClaimedCancel,
@@ -269,5 +273,85 @@ def test_other_logs_are_ignored_and_malformed_claims_are_reported() -> None:
     assert decode_claim(refused) is None
     assert decode_claim({"topics": [], "data": "0x"}) is None
     broken = log_of("ClaimNextTopUpJobEvent", ["bytes32"], [b"\x01" * 32])
-    with pytest.raises(ValueError, match="malformed ClaimNextTopUpJobEvent"):
+    with pytest.raises(ChainValueError, match="malformed ClaimNextTopUpJobEvent"):
         decode_claim(broken)
+
+
+# --- whatever a node answers, decoding raises ChainValueError and nothing else ----------------
+
+TOP_UP = log_of(
+    "ClaimNextTopUpJobEvent",
+    ["bytes32", "address", "uint64"],
+    [bytes.fromhex(JOB_ID[2:]), PROVIDER_ADDR, 30],
+)
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        {**TOP_UP, "topics": TOP_UP["topics"][0]},  # a string, not a list: was a TypeError
+        {**TOP_UP, "topics": [17]},  # a number for a topic
+        {**TOP_UP, "topics": {"0": TOP_UP["topics"][0]}},  # a mapping: was a KeyError
+        {**TOP_UP, "topics": [TOP_UP["topics"][0][:-1]]},  # odd hex
+        {**TOP_UP, "data": 5},
+        {**TOP_UP, "data": None},
+        {**TOP_UP, "data": TOP_UP["data"] + "zz"},
+        {**TOP_UP, "data": TOP_UP["data"][:-64]},  # eth_abi's InsufficientDataBytes
+        {**TOP_UP, "data": "0x" + "ff" * 96},  # eth_abi's NonEmptyPaddingBytes
+        {**TOP_UP, "blockNumber": 17},
+        {**TOP_UP, "blockNumber": "0x"},
+        {**TOP_UP, "blockNumber": "0x" + "f" * 65},
+        ["not", "a", "log"],
+    ],
+)
+def test_malformed_logs_are_the_chain_adapters_error(log: Any) -> None:
+    with pytest.raises(ChainValueError):
+        decode_claim(log)
+
+
+def test_a_pending_log_has_block_zero() -> None:
+    claim = decode_claim({**TOP_UP, "blockNumber": None})
+    assert isinstance(claim, ClaimedTopUp) and claim.block_number == 0
+
+
+def test_an_unknown_job_status_is_the_chain_adapters_error() -> None:
+    get = grid_abi().function("JobRepository", "get")
+    (raw,) = get.decode(encode([JOB], [job_tuple(status=200)]))
+    with pytest.raises(ChainValueError, match="a Job tuple: ValueError: 200"):
+        job_from_abi(raw)
+
+
+@pytest.mark.parametrize(
+    "result", [None, 12, "", "0x0", "0xzz", "0x" + "00" * 31, "0x" + "ff" * 32, ["0x00"]]
+)
+def test_return_data_that_does_not_decode_is_the_chain_adapters_error(result: object) -> None:
+    get = grid_abi().function("JobRepository", "get")
+    with pytest.raises(ChainValueError, match="return data of get"):
+        get.decode_result(result)
+    enabled = grid_abi().function("MetaScheduler", "enableRequestNewJob")
+    with pytest.raises(ChainValueError):
+        enabled.decode_result(result if result != "0x" + "00" * 31 else "0x" + "02".rjust(64, "0"))
+
+
+def test_arguments_eth_abi_cannot_encode_are_the_chain_adapters_error() -> None:
+    status = grid_abi().function("MetaScheduler", "providerSetJobStatus")
+    with pytest.raises(ChainValueError, match="encoding a call of providerSetJobStatus"):
+        status.encode(b"\x01" * 32, 3, -1, "", 0)  # a negative uint64
+    with pytest.raises(ChainValueError):
+        status.encode(b"\x01" * 32, 3, 0, "", 2**70)  # beyond int64
+
+
+def test_answer_values_are_checked_for_type_and_form() -> None:
+    assert quantity("0x1a", "n") == 26
+    assert hex_bytes("0x00ff", "d") == b"\x00\xff"
+    assert log_list(None, "logs") == []
+    assert log_list([{"a": 1}], "logs") == [{"a": 1}]
+    for bad in ("26", "0x", "0x-1", " 0x1", "0x1\n", 26, None, "0x" + "1" * 65, "0x\uff11"):
+        with pytest.raises(ChainValueError, match="n: expected"):
+            quantity(bad, "n")
+    for bad in ("00ff", "0x0", "0xgg", b"\x00", None, "0x00\n"):
+        with pytest.raises(ChainValueError, match="d: expected"):
+            hex_bytes(bad, "d")
+    for bad in ({"a": 1}, "logs", [1], [[]], 3):
+        with pytest.raises(ChainValueError, match="logs: expected"):
+            log_list(bad, "logs")
