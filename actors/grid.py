@@ -37,8 +37,8 @@ __all__ = [
     "normalise_labels",
 ]
 
-_JOB_ID = re.compile(r"^0x[0-9a-f]{64}$")
-_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+_JOB_ID = re.compile(r"0x[0-9a-f]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-f]{40}")
 
 
 def job_id(value: str | bytes) -> str:
@@ -53,7 +53,7 @@ def job_id(value: str | bytes) -> str:
     text = value.lower()
     if not text.startswith("0x"):
         text = "0x" + text
-    if not _JOB_ID.match(text):
+    if not _JOB_ID.fullmatch(text):
         raise ValueError(f"not a job id (0x + 64 hex digits): {value!r}")
     return text
 
@@ -65,7 +65,7 @@ def address(value: str | bytes) -> str:
             raise ValueError(f"an address is 20 bytes, got {len(value)}")
         return "0x" + value.hex()
     text = value.lower()
-    if not _ADDRESS.match(text):
+    if not _ADDRESS.fullmatch(text):
         raise ValueError(f"not an address (0x + 40 hex digits): {value!r}")
     return text
 

@@ -76,7 +76,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_KEY = re.compile(r"[A-Z][A-Z0-9_]*\Z")
+_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 class NotifierStatistics(msgspec.Struct, frozen=True):
@@ -141,7 +141,7 @@ def format_notification(fields: Mapping[str, object]) -> bytes:
     """
     lines = []
     for key, value in fields.items():
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError(f"not a valid sd_notify field name: {key!r}")
         if isinstance(value, bool):
             text = "1" if value else "0"
