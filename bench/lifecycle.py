@@ -1,6 +1,7 @@
 """Claim-to-SLURM latency and burst throughput of the real supervisor on the testbed.
 
-``python -m bench lifecycle [--latency-jobs 50] [--burst 500] [--floor-samples 20]``
+``python -m bench lifecycle [--latency-jobs 50] [--burst 500] [--floor-samples 20]
+[--block-time SECONDS] [--fees auto|legacy|eip1559] [--gas-limit estimate|GAS]``
 
 1. Floor, measured with no supervisor running, half before and half after the latency jobs
    (anvil slows down as its state grows): one ``claimNextJob`` transaction (sent, mined, receipt
@@ -14,6 +15,16 @@
    is started again; throughput is jobs per second from its first claim to its last submission.
 
 Prints the floor's and the latency's median and p95, their ratio, and the burst rate.
+
+``--block-time 2``: a real chain's pace instead of anvil's automine (a block per transaction).
+The testbed's anvil mines a block every 2 s for the latency jobs and the burst (switched on the
+running anvil, and back to the mode it was in when the bench ends); the 500 jobs of the burst
+are queued before that, in automine, so that queueing them does not take 2 s per transaction.
+The floor is left out (a claim waits for the next block whatever the supervisor does): the
+latency is printed in blocks too, from the block holding the ``metaSchedule`` to the block
+holding the supervisor's claim, and the burst with the claims per block.
+``--fees`` and ``--gas-limit`` set the supervisor's ``chain.fees`` and ``chain.gasLimit`` (the Go
+supervisor's habits: ``--fees legacy --gas-limit 20000000``).
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,7 +53,7 @@ from actors.chain.transactions import TransactionSender
 from actors.grid import ClaimedJob, JobStatus
 from actors.slurm import commands
 from actors.slurm.ssh import SshPool, SshSettings
-from testbed import market
+from testbed import anvil, market
 from testbed.env import TestbedEnv
 from testbed.grid import approve_provider, grid_addresses, up
 from testbed.layout import Layout
@@ -190,11 +202,13 @@ def measure_floor(env: TestbedEnv, samples: int) -> list[float]:
 
 
 class Supervisor:
-    def __init__(self, env: TestbedEnv, work: Path) -> None:
+    def __init__(self, env: TestbedEnv, work: Path, chain: dict[str, Any] | None = None) -> None:
+        """``chain``: settings of the ``chain`` section to add to the testbed's configuration."""
         self.env = env
         config: dict[str, Any] = yaml.safe_load(Path(env.supervisor_config).read_text())
         config["state"]["folder"] = str(work / "state")
         config["log"] = {"level": "info", "format": "json"}
+        config.setdefault("chain", {}).update(chain or {})
         self.config = work / "config.yaml"
         self.config.write_text(yaml.safe_dump(config))
         self.log = work / "supervisor.log"
@@ -283,82 +297,139 @@ def wait_submitted(supervisor: Supervisor, job_ids: set[str], timeout: float) ->
         time.sleep(0.05)
 
 
+def queue_burst(env: TestbedEnv, count: int) -> set[str]:
+    """``count`` jobs queued for the provider (requested and meta-scheduled), their ids."""
+    jobs = set()
+    began = time.monotonic()
+    for i in range(count):
+        job_id = request(env, i % 4)
+        schedule(env, job_id)
+        jobs.add(job_id)
+    print(f"queued {len(jobs)} jobs in {time.monotonic() - began:.1f} s", file=sys.stderr)
+    return jobs
+
+
+def report_latency(
+    from_send: list[float], from_head: list[float], floor: list[float], blocks: list[int]
+) -> None:
+    floor_median = statistics.median(floor) if floor else None
+    for label, values in (("sent", from_send), ("announced (newHeads)", from_head)):
+        median, p95 = statistics.median(values), percentile(values, 0.95)
+        ratio = f" ({median / floor_median:.2f}x the floor's median)" if floor_median else ""
+        print(
+            f"latency metaSchedule {label} -> accepted by SLURM, {len(values)} jobs: "
+            f"median {median * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms{ratio}"
+        )
+    counts = Counter(blocks)
+    spread = ", ".join(f"{n} block(s): {counts[n]} jobs" for n in sorted(counts))
+    print(
+        f"latency in blocks, the metaSchedule's block -> the claim's: "
+        f"median {statistics.median(blocks):g}, max {max(blocks)} ({spread})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench lifecycle", description=__doc__)
     parser.add_argument("--latency-jobs", type=int, default=50)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--floor-samples", type=int, default=20)
+    parser.add_argument(
+        "--block-time", type=int, default=None, metavar="SECONDS", help="mine every SECONDS"
+    )
+    parser.add_argument("--fees", choices=("auto", "legacy", "eip1559"), default=None)
+    parser.add_argument("--gas-limit", default=None, metavar="estimate|GAS")
     args = parser.parse_args(argv)
     env = up(Layout.from_env(), log=lambda line: print(f"testbed: {line}", file=sys.stderr)).env
     approve_provider(env)
-
-    # The floor is sampled before and after the latency jobs (anvil's blocks get slower as its
-    # state grows, so both sides of the comparison see the same chain, on average).
-    floor = measure_floor(env, args.floor_samples // 2)
-
-    with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
-        supervisor = Supervisor(env, Path(tmp))
-        heads = HeadClock(env.chain.ws_url)
-        supervisor.start()
-        try:
-            from_send, from_head = [], []
-            for i in range(args.latency_jobs):
-                job_id = request(env, i % 4)
-                scheduled = schedule(env, job_id)
-                done = wait_submitted(supervisor, {job_id}, 60)[job_id]
-                from_send.append(done - scheduled.sent)
-                from_head.append(done - heads.at(scheduled.block))
-            supervisor.stop()
-            before = statistics.median(floor)
-            floor += measure_floor(env, args.floor_samples - args.floor_samples // 2)
-            floor_median, floor_p95 = statistics.median(floor), percentile(floor, 0.95)
-            print(
-                f"floor (claim tx + sbatch over an open SSH connection), {len(floor)} samples: "
-                f"median {floor_median * 1000:.1f} ms, p95 {floor_p95 * 1000:.1f} ms "
-                f"(median {before * 1000:.1f} ms before the latency jobs)"
-            )
-            for label, values in (("sent", from_send), ("announced (newHeads)", from_head)):
-                median, p95 = statistics.median(values), percentile(values, 0.95)
-                print(
-                    f"latency metaSchedule {label} -> accepted by SLURM, {len(values)} jobs: "
-                    f"median {median * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
-                    f"({median / floor_median:.2f}x the floor's median)"
-                )
-
-            jobs = set()
-            began = time.monotonic()
-            for i in range(args.burst):
-                job_id = request(env, i % 4)
-                schedule(env, job_id)
-                jobs.add(job_id)
-            print(f"queued {len(jobs)} jobs in {time.monotonic() - began:.1f} s", file=sys.stderr)
+    chain = {"fees": args.fees, "gasLimit": args.gas_limit}
+    chain = {key: value for key, value in chain.items() if value is not None}
+    was = anvil.block_time(env.chain.rpc_url)
+    paced = args.block_time is not None
+    pace = f" at {args.block_time} s blocks" if paced else ""
+    if chain:
+        print("supervisor chain settings: " + ", ".join(f"{k}={v}" for k, v in chain.items()))
+    try:
+        # The floor is sampled before and after the latency jobs (anvil's blocks get slower as
+        # its state grows, so both sides of the comparison see the same chain, on average).
+        floor = [] if paced else measure_floor(env, args.floor_samples // 2)
+        with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
+            supervisor = Supervisor(env, Path(tmp), chain)
+            heads = HeadClock(env.chain.ws_url)
+            if paced:
+                anvil.set_block_time(args.block_time, env.chain.rpc_url)
             supervisor.start()
-            submitted = wait_submitted(supervisor, jobs, 600)
-            claims = supervisor.claims_of(jobs)
-            first, last = claims[0][0], max(submitted.values())
-            print(
-                f"burst of {len(jobs)} queued jobs: first claim to last submission "
-                f"{last - first:.2f} s = {len(jobs) / (last - first):.1f} jobs/s"
-            )
-            # Where the pace is set: the claims alone (and the blocks anvil mined for them: it
-            # mines a block per transaction batch, and gets slower as its state grows), and how
-            # far the submissions trail the claims.
-            times = sorted(submitted.values())
-            lag = statistics.median(t - c for t, (c, _) in zip(times, claims, strict=False))
-            blocks = claims[-1][1] - claims[0][1] + 1
-            spent = claims[-1][0] - first
-            print(
-                f"  claims: {len(claims)} in {spent:.2f} s, in {blocks} blocks "
-                f"({blocks / spent:.1f} blocks/s from block {claims[0][1]}); the n-th submission "
-                f"{lag * 1000:.0f} ms after the n-th claim (median)"
-            )
-        finally:
-            supervisor.stop()
-            # The bench's jobs sleep: cancel them (every job of the testbed's customers).
-            users = [f"--user={c.unix_user}" for c in env.customers]
-            for user in users:
-                subprocess.run(["scancel", user], check=False)
+            try:
+                run_phases(env, args, supervisor, heads, floor, pace)
+            finally:
+                supervisor.stop()
+                # The bench's jobs sleep: cancel them (every job of the testbed's customers).
+                for customer in env.customers:
+                    subprocess.run(["scancel", f"--user={customer.unix_user}"], check=False)
+    finally:
+        if anvil.block_time(env.chain.rpc_url) != was:
+            anvil.set_block_time(was, env.chain.rpc_url)
     return 0
+
+
+def run_phases(
+    env: TestbedEnv,
+    args: argparse.Namespace,
+    supervisor: Supervisor,
+    heads: HeadClock,
+    floor: list[float],
+    pace: str,
+) -> None:
+    """The latency jobs, then the burst (the supervisor is running; see the module docstring)."""
+    paced = args.block_time is not None
+    from_send, from_head, blocks = [], [], []
+    for i in range(args.latency_jobs):
+        job_id = request(env, i % 4)
+        scheduled = schedule(env, job_id)
+        done = wait_submitted(supervisor, {job_id}, 60)[job_id]
+        from_send.append(done - scheduled.sent)
+        from_head.append(done - heads.at(scheduled.block))
+        ((_, claim_block),) = supervisor.claims_of({job_id})
+        blocks.append(claim_block - scheduled.block)
+    supervisor.stop()
+    if not paced:
+        before = statistics.median(floor)
+        floor += measure_floor(env, args.floor_samples - args.floor_samples // 2)
+        print(
+            f"floor (claim tx + sbatch over an open SSH connection), {len(floor)} samples: "
+            f"median {statistics.median(floor) * 1000:.1f} ms, "
+            f"p95 {percentile(floor, 0.95) * 1000:.1f} ms "
+            f"(median {before * 1000:.1f} ms before the latency jobs)"
+        )
+    report_latency(from_send, from_head, floor, blocks)
+
+    if paced:  # queue at automine's pace, claim at the chain's
+        anvil.set_block_time(None, env.chain.rpc_url)
+    jobs = queue_burst(env, args.burst)
+    if paced:
+        anvil.set_block_time(args.block_time, env.chain.rpc_url)
+    supervisor.start()
+    submitted = wait_submitted(supervisor, jobs, max(600, 4.0 * args.burst))
+    claims = supervisor.claims_of(jobs)
+    first, last = claims[0][0], max(submitted.values())
+    print(
+        f"burst of {len(jobs)} queued jobs{pace}: first claim to last submission "
+        f"{last - first:.2f} s = {len(jobs) / (last - first):.1f} jobs/s"
+    )
+    # Where the pace is set: the claims alone (and the blocks anvil mined for them: in automine
+    # it mines a block per transaction batch, and gets slower as its state grows), and how far
+    # the submissions trail the claims.
+    times = sorted(submitted.values())
+    lag = statistics.median(t - c for t, (c, _) in zip(times, claims, strict=False))
+    spanned = claims[-1][1] - claims[0][1] + 1
+    spent = claims[-1][0] - first
+    per_block = Counter(block for _, block in claims)
+    print(
+        f"  claims: {len(claims)} in {spent:.2f} s, in {spanned} blocks "
+        f"({spanned / spent:.1f} blocks/s from block {claims[0][1]}; "
+        f"{len(claims) / len(per_block):.1f} claims per block holding any, "
+        f"at most {max(per_block.values())}); "
+        f"the n-th submission {lag * 1000:.0f} ms after the n-th claim (median)"
+    )
 
 
 if __name__ == "__main__":
