@@ -231,6 +231,11 @@ def options_from(args: argparse.Namespace, env: Mapping[str, str]) -> ReporterOp
         )
         return default
 
+    if env.get("GRID_REPORT_SCONTROL") and not env.get("GRID_REPORT_SQUEUE"):
+        problems.append(
+            "GRID_REPORT_SCONTROL is no longer read: a job's comment comes from squeue "
+            "(set GRID_REPORT_SQUEUE to its path if it is not on PATH)"
+        )
     tls_env = env.get("GRID_REPORT_TLS", "1").strip().lower()
     if tls_env not in (*_TRUE, *_FALSE, ""):
         problems.append(f"GRID_REPORT_TLS={shown(tls_env)} is not 1 or 0: TLS stays on")
@@ -595,7 +600,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="report a job's state to the supervisor (run by the SLURM hooks)",
-        description="Send a job's state from a SLURM hook to the supervisor named in the job's "
+        description="Send a job's state from a SLURM hook to the supervisor named in the job's\n"
         "comment; spool it when the supervisor cannot be reached.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -607,7 +612,7 @@ def register(subparsers: Any) -> None:
         help="jobcomp: the job ended (jobcomp/script env); prolog: it starts (PrologSlurmctld)",
     )
     parser.add_argument(
-        "--flush", action="store_true", help="deliver the spooled reports (exit 1 if some remain)"
+        "--flush", action="store_true", help="deliver the spooled reports (see the exit codes)"
     )
     parser.add_argument("--spool-dir", type=Path, help="folder of undelivered reports")
     parser.add_argument("--ca-file", type=Path, help="verify the supervisor against this CA")

@@ -189,6 +189,8 @@ def test_the_comment_command_is_squeue() -> None:
         "/opt/slurm/bin/squeue"
     )
     assert options({}, "--squeue", "/x/squeue").squeue == "/x/squeue"
+    (problem,) = options({"GRID_REPORT_SCONTROL": "/opt/slurm/bin/scontrol"}).problems
+    assert "GRID_REPORT_SCONTROL is no longer read" in problem and "GRID_REPORT_SQUEUE" in problem
 
 
 # --- the spool folder and its entries ----------------------------------------------------------
