@@ -38,7 +38,8 @@ from slurmctld as the run goes (``tests.integration.slurm_record.SlurmLedger``).
 The figures: for every job, the delay from its end in SLURM to its final status on chain (the
 block's timestamp); for the jobs whose end the reaper recovered from SLURM (the report lost, or
 not believed without SLURM's word), the same delay; for the jobs that ended while the supervisor
-was down, the delay from its start again (ready to claim) to the chain.
+was down, the delay from its start again (the new process started) to the chain; and the five
+slowest jobs.
 
 It prints one line per event and a summary; exit status 1 when a job is wrong.
 """
@@ -93,6 +94,8 @@ class Planned(msgspec.Struct):
     customer: int
     job_id: str = ""
     acted: bool = False
+    acted_at: float = 0.0
+    """When the customer cancelled or topped up (epoch seconds)."""
 
 
 class Spread(msgspec.Struct, frozen=True):
@@ -162,6 +165,38 @@ def plan(rng: random.Random, jobs: int, window: float) -> list[Planned]:
     return sorted(planned, key=lambda p: p.at)
 
 
+TOP_UP_LIMIT = 60.0
+"""Seconds a top-up job may run before its first limit (one credit: one minute)."""
+TOP_UP_TIME = 10.0
+"""Seconds the supervisor must be claiming, between a top-up and the job's first limit, to be
+expected to raise SLURM's limit in time (claim the top-up, then ``scontrol update``)."""
+
+
+def expected_fates(
+    planned: Sequence[Planned],
+    slurm_starts: Mapping[str, int],
+    unready: Sequence[tuple[float, float]],
+) -> dict[str, JobStatus | None]:
+    """Each job's expected status on chain: its fate's, except for a top-up the supervisor could
+    not act on in time: between the top-up and the end of the job's first minute in SLURM it was
+    claiming (not between a stop and its claiming again, ``unready``) for less than
+    :data:`TOP_UP_TIME`. Then SLURM timing the job out is right, and only SLURM's word counts
+    (None)."""
+    expected: dict[str, JobStatus | None] = {}
+    for job in planned:
+        fate: JobStatus | None = FATES[job.fate][1]
+        started = slurm_starts.get(job.job_id)
+        if job.fate == "top-up" and job.acted_at and started:
+            limit = started + TOP_UP_LIMIT
+            unready_for = sum(
+                max(0.0, min(up, limit) - max(down, job.acted_at)) for down, up in unready
+            )
+            if limit - job.acted_at - unready_for < TOP_UP_TIME:
+                fate = None
+        expected[job.job_id] = fate
+    return expected
+
+
 def recovered_jobs(supervisor_log: str) -> set[str]:
     """The jobs whose final status the reaper recovered from SLURM (the job actor's
     ``<job>: recovered <report of a final status>`` lines)."""
@@ -213,22 +248,27 @@ def run(
     reporters: str = "scripts",
     outages: int = 0,
     outage_seconds: float = 60.0,
+    reaper: Mapping[str, str] | None = None,
 ) -> ChaosResult:
     """Run one chaos round (see the module docstring) with the ``reporters`` live on the
-    testbed (the caller switched them); the supervisor is stopped at the end."""
+    testbed (the caller switched them); the supervisor is stopped at the end. ``reaper``:
+    settings of the reaper by environment variable (default: the tests' quick sweeps,
+    ``tests.integration.supervisor_harness.TEST_ENVIRONMENT``)."""
     rng = random.Random(seed)
     planned = plan(rng, jobs, window)
     kill_at = sorted(rng.uniform(3.0, window) for _ in range(kills))
     outage_at = sorted(rng.uniform(3.0, window) for _ in range(outages))
-    supervisor = Supervisor(env, work)
+    supervisor = Supervisor(env, work, environment=reaper)
     ledger = SlurmLedger()
     began = time.monotonic()
     supervisor.start(timeout=90)
     t0 = time.monotonic()
+    t0_epoch = time.time()
     killed = restarts = stopped = 0
     restart_at: float | None = None
     down_since = 0.0
     downtimes: list[tuple[float, float]] = []
+    unready: list[tuple[float, float]] = []
     grid = grid_addresses(env)
     polled = 0.0
 
@@ -266,8 +306,9 @@ def run(
                 say(f"{now:6.1f} s  stopped #{stopped} for {outage_seconds:g} s")
             if restart_at is not None and restart_at <= now:
                 restart_at = None
+                downtimes.append((down_since, time.time()))  # the new process starts now
                 supervisor.start(timeout=90)
-                downtimes.append((down_since, time.time()))
+                unready.append((down_since, time.time()))  # claiming again
                 restarts += 1
                 say(f"{time.monotonic() - t0:6.1f} s  restarted")
             for job in planned:
@@ -286,7 +327,7 @@ def run(
                                 env.chain.rpc_url, grid, customer_key=key, job_id=job.job_id,
                                 amount=2 * CREDIT,
                             )  # fmt: skip
-                        job.acted = True
+                        job.acted, job.acted_at = True, time.time()
                         say(f"{now:6.1f} s  customer: {job.fate} {job.job_id}")
             submitted = all(job.job_id for job in planned)
             if submitted and not kill_at and not outage_at and restart_at is None:
@@ -307,6 +348,7 @@ def run(
                     else:
                         market.top_up_job(env.chain.rpc_url, grid, customer_key=key,
                                           job_id=job.job_id, amount=2 * CREDIT)  # fmt: skip
+                    job.acted_at = time.time()
                     pending_actions.remove(job)
                 elif status in FINAL:
                     pending_actions.remove(job)
@@ -326,24 +368,39 @@ def run(
             flush_spool(env)  # as the reporters' timer would; duplicates change nothing
         time.sleep(2.0)
         ends = slurm_ends(env, reporters, ledger)
-        problems = settlement_problems(env, {j.job_id: FATES[j.fate][1] for j in planned}, ends)
-        figures = delays(
-            {j.job_id: chain_job(env, j.job_id).time.end for j in planned},
-            _last_ends(ends),
-            recovered_jobs(supervisor.log.read_text(errors="replace")),
-            downtimes,
-        )
+        fates = expected_fates(planned, {j: runs[-1].start for j, runs in ends.items()}, unready)
+        late = [j.job_id for j in planned if fates[j.job_id] is None]
+        if late:
+            say(f"top-ups the supervisor could not act on in time (SLURM's word counts): {late}")
+        problems = settlement_problems(env, fates, ends)
+        chain_ends = {j.job_id: chain_job(env, j.job_id).time.end for j in planned}
+        slurm_ends_at = _last_ends(ends)
+        recovered = recovered_jobs(supervisor.log.read_text(errors="replace"))
+        figures = delays(chain_ends, slurm_ends_at, recovered, downtimes)
+        slowest = sorted(
+            (j for j in planned if j.job_id in slurm_ends_at),
+            key=lambda j: slurm_ends_at[j.job_id] - chain_ends[j.job_id],
+        )[:5]
+        for job in slowest:
+            ended = slurm_ends_at[job.job_id]
+            down = any(start <= ended <= up for start, up in downtimes)
+            say(
+                f"slow: {job.job_id[:10]} {job.fate:8} {chain_ends[job.job_id] - ended:4d} s "
+                f"from SLURM's end ({ended - t0_epoch:.0f} s) to chain"
+                f"{', recovered' if job.job_id in recovered else ''}"
+                f"{', ended while down' if down else ''}"
+            )
     finally:
         supervisor.stop()
-    fates: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for job in planned:
-        fates[job.fate] = fates.get(job.fate, 0) + 1
+        counts[job.fate] = counts.get(job.fate, 0) + 1
     return ChaosResult(
         jobs=len(planned),
         kills=killed,
         restarts=restarts,
         seconds=time.monotonic() - began,
-        fates=fates,
+        fates=counts,
         problems=problems,
         reporters=reporters,
         outages=stopped,
@@ -371,7 +428,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--outages", type=int, default=0, help="graceful stops kept down")
     parser.add_argument("--outage-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--work", type=Path, help="keep each round's supervisor log and state in DIR/round-N"
+    )
+    parser.add_argument(
+        "--reaper-interval", help="the reaper's sweep interval (default 3s, as the tests)"
+    )
+    parser.add_argument(
+        "--report-grace", help="the reaper's wait for a completion report (default 5s)"
+    )
     args = parser.parse_args(list(argv or []))
+    reaper = {}
+    if args.reaper_interval:
+        reaper["GRID_SUPERVISOR_REAPER_INTERVAL"] = args.reaper_interval
+    if args.report_grace:
+        reaper["GRID_SUPERVISOR_REAPER_REPORT_GRACE"] = args.report_grace
     layout = Layout.from_env()
     require_env(layout)
     before = slurm.live_reporters() or slurm.DEFAULT_REPORTERS
@@ -381,10 +452,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for round_number in range(args.rounds):
             seed = args.seed + round_number
-            with tempfile.TemporaryDirectory(prefix="grid-chaos-") as folder:
-                result = run(env, Path(folder), jobs=args.jobs, kills=args.kills, seed=seed,
+            with tempfile.TemporaryDirectory(prefix="grid-chaos-") as scratch:
+                folder = args.work / f"round-{round_number + 1}" if args.work else Path(scratch)
+                result = run(env, folder, jobs=args.jobs, kills=args.kills, seed=seed,
                              window=args.window, settle_timeout=600.0, reporters=args.reporters,
-                             outages=args.outages, outage_seconds=args.outage_seconds)  # fmt: skip
+                             outages=args.outages, outage_seconds=args.outage_seconds,
+                             reaper=reaper)  # fmt: skip
             total_jobs += result.jobs
             total_kills += result.kills
             total_outages += result.outages

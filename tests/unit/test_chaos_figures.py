@@ -4,7 +4,8 @@ supervisor's restart for the jobs that ended while it was down."""
 
 from __future__ import annotations
 
-from bench.chaos import Spread, delays, recovered_jobs
+from actors.grid import JobStatus
+from bench.chaos import Planned, Spread, delays, expected_fates, recovered_jobs
 
 A, B, C, D = ("0x" + c * 64 for c in "abcd")
 
@@ -37,3 +38,22 @@ def test_the_reapers_recoveries_are_read_from_the_job_actors_log_lines() -> None
         ": 9>)\n"
     )
     assert recovered_jobs(log) == {A}  # C was settled by the chain, not recovered from SLURM
+
+
+def _top_up(job_id: str, acted_at: float) -> Planned:
+    return Planned("top-up", 0.0, "#!/bin/bash\nsleep 75\n", 1, 0, job_id=job_id, acted_at=acted_at)
+
+
+def test_a_top_up_the_supervisor_could_not_act_on_in_time_is_judged_by_slurm_alone() -> None:
+    planned = [
+        _top_up(A, acted_at=1010),  # the supervisor stopped from 1005 until it claims at 1065
+        _top_up(B, acted_at=2010),  # it was down 2020..2030 only: 40 s left to raise the limit
+        Planned("finish", 0.0, "", 100, 0, job_id=C),
+    ]
+    starts = {A: 1000, B: 2000, C: 1000}
+    unready = [(1005.0, 1065.0), (2020.0, 2030.0)]
+    assert expected_fates(planned, starts, unready) == {
+        A: None,
+        B: JobStatus.FINISHED,
+        C: JobStatus.FINISHED,
+    }
