@@ -99,8 +99,11 @@ def verify_offline(config: Config) -> list[str]:
                 f"grpc.reporterAuth.secretFile: expected at least {MIN_REPORTER_SECRET} bytes"
             )
     folder = config.state.folder
-    if folder.exists() and not folder.is_dir():
-        problems.append(f"state.folder: {str(folder)!r} exists and is not a folder")
+    try:
+        if folder.exists() and not folder.is_dir():
+            problems.append(f"state.folder: {str(folder)!r} exists and is not a folder")
+    except OSError as error:
+        problems.append(f"state.folder: cannot look at {str(folder)!r}: {error.strerror}")
     return problems
 
 

@@ -38,6 +38,7 @@ from config.settings import (
     SECTION_KEYS,
     Leaf,
 )
+from config.values import plain_value
 
 SourceKind = Literal["default", "file", "env", "flag"]
 
@@ -73,19 +74,101 @@ _Candidate = tuple[object, Source]
 # --------------------------------------------------------------------------- the file
 
 
+MAX_DEPTH = 16
+"""How deep a configuration file may nest mappings and lists (the schema needs 4)."""
+_LONG_SCALAR = 100
+"""A YAML integer or date longer than this is read as its text (``int()`` of 5,000 digits
+raises, and a 3,000-part sexagesimal number is astronomically large)."""
+
+
+_SCALAR_CRASHES = (ValueError, IndexError, AttributeError, OverflowError, TypeError)
+"""What PyYAML's scalar constructors raise for text they cannot read (``!!int ""`` is an
+IndexError, ``!!timestamp x`` an AttributeError, a 5,000-digit integer a ValueError)."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, minus its crashes: an integer too long to be one, a date that is
+    no date and a ``!!float`` or ``!!int`` that is no number become text (the setting's own
+    parser then says what it expected), instead of an exception escaping from deep inside
+    PyYAML."""
+
+    def int_or_text(self, node: yaml.ScalarNode) -> int | str:
+        text = self.construct_scalar(node)
+        if len(text) > _LONG_SCALAR:
+            return text
+        try:
+            return self.construct_yaml_int(node)
+        except _SCALAR_CRASHES:
+            return text
+
+    def float_or_text(self, node: yaml.ScalarNode) -> float | str:
+        try:
+            return self.construct_yaml_float(node)
+        except _SCALAR_CRASHES:
+            return self.construct_scalar(node)
+
+    def timestamp_or_text(self, node: yaml.ScalarNode) -> object:
+        try:
+            return self.construct_yaml_timestamp(node)
+        except _SCALAR_CRASHES:
+            return self.construct_scalar(node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.int_or_text)
+_ConfigLoader.add_constructor("tag:yaml.org,2002:float", _ConfigLoader.float_or_text)
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _ConfigLoader.timestamp_or_text)
+
+
+def _too_deep(text: str) -> str | None:
+    """Where the document nests deeper than :data:`MAX_DEPTH` (the keys leading there), or None.
+
+    It reads PyYAML's event stream, which needs no recursion; building the document does, and
+    a ``labels`` 3,000 mappings deep would end in a RecursionError."""
+    frames: list[list[object]] = []  # [is a mapping, the next node is a key, the last key]
+
+    def node_done(value: object) -> None:
+        if frames and frames[-1][0]:
+            if frames[-1][1]:
+                frames[-1][2] = str(value) if isinstance(value, str) else "?"
+            frames[-1][1] = not frames[-1][1]
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if len(frames) == MAX_DEPTH:
+                keys = [str(frame[2]) for frame in frames if frame[0]] or ["config file"]
+                if len(keys) == 1:
+                    return keys[0]
+                return f"{keys[0]} (at {'.'.join(keys[:4])}{'...' if len(keys) > 4 else ''})"
+            frames.append([isinstance(event, yaml.MappingStartEvent), True, "?"])
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            frames.pop()
+            node_done(None)
+        elif isinstance(event, yaml.ScalarEvent):
+            node_done(event.value)
+        elif isinstance(event, yaml.AliasEvent):
+            node_done(None)
+    return None
+
+
 def read_yaml_file(path: Path) -> object:
     """The YAML document in ``path``; an unreadable or malformed file is a ``ConfigError``.
 
     A YAML syntax error is reported by position and problem only, never with the text around it,
-    which could be a private key.
+    which could be a private key. A document nested deeper than :data:`MAX_DEPTH` is refused,
+    naming the key where it goes too deep.
     """
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        if not isinstance(error, OSError | UnicodeDecodeError):
+            reason = "not a usable path"
         raise ConfigError([f"config file {str(path)!r}: cannot read: {reason}"]) from None
     try:
-        return yaml.safe_load(text)
+        deep = _too_deep(text)
+        if deep is not None:
+            raise ConfigError([f"{deep}: nested more than {MAX_DEPTH} levels deep"])
+        return yaml.load(text, Loader=_ConfigLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -93,7 +176,7 @@ def read_yaml_file(path: Path) -> object:
         raise ConfigError(
             [f"config file {str(path)!r}: invalid YAML at {where}{problem}"]
         ) from None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError, *_SCALAR_CRASHES):
         raise ConfigError([f"config file {str(path)!r}: invalid YAML"]) from None
 
 
@@ -183,6 +266,8 @@ def _show(raw: object) -> str:
         return "a mapping"
     if isinstance(raw, list):
         return "a list"
+    if isinstance(raw, int) and raw.bit_length() > 256:  # repr() gives up past 4,300 digits
+        return f"an integer of about {int(raw.bit_length() * 0.30103)} digits"
     text = repr(raw)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -196,12 +281,32 @@ def _problem(leaf: Leaf, expected: str, raw: object, source: Source) -> str:
     return message
 
 
+def _unusable_text(raw: object) -> str | None:
+    """Why a raw value holds text no setting can take, or None: a NUL byte (no path, argument
+    or name can carry one) or a lone surrogate (not UTF-8: it cannot be printed or sent)."""
+    if isinstance(raw, dict):
+        texts: list[object] = [*raw.keys(), *raw.values()]
+    else:
+        texts = list(raw) if isinstance(raw, list) else [raw]
+    for text in texts:
+        if isinstance(text, str):
+            if "\0" in text:
+                return "expected text without NUL bytes"
+            if any("\ud800" <= char <= "\udfff" for char in text):
+                return "expected UTF-8 text (it holds a lone surrogate)"
+    return None
+
+
 def _resolve_scalar(
     leaf: Leaf, candidates: list[_Candidate], problems: list[str]
 ) -> tuple[object, Source]:
     if not candidates:
         return leaf.default, Source("default")
     raw, source = candidates[-1]
+    unusable = _unusable_text(raw)
+    if unusable is not None:
+        problems.append(_problem(leaf, unusable, raw, source))
+        return leaf.default, source
     try:
         return leaf.parse(raw), source
     except ValueError as error:
@@ -216,6 +321,10 @@ def _resolve_mapping(
         return leaf.default, Source("default")
     merged: dict[str, str] = {}
     for raw, source in candidates:
+        unusable = _unusable_text(raw)
+        if unusable is not None:
+            problems.append(_problem(leaf, unusable, raw, source))
+            continue
         try:
             parsed = leaf.parse_raw(raw)
         except ValueError as error:
@@ -396,8 +505,6 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, config_option: bool
 
 
 def _default_text(value: object) -> str:
-    from config.show import plain_value
-
     plain = plain_value(value)
     return ("true" if plain else "false") if isinstance(plain, bool) else str(plain)
 

@@ -36,6 +36,7 @@ from config.values import (
     check_base64_secret,
     check_cidrs,
     check_env_names,
+    check_partition,
     check_unix_user,
     check_user_template,
     check_wallet_key,
@@ -253,9 +254,10 @@ class CustomerUsers(Section, frozen=True):
 
 class Slurm(Section, frozen=True):
     ssh: SlurmSsh
-    partition: Annotated[str, Setting("SLURM partition to use", go_env=("SLURM_PARTITION",))] = (
-        "main"
-    )
+    partition: Annotated[
+        str,
+        Setting("SLURM partition to use", go_env=("SLURM_PARTITION",), refine=check_partition),
+    ] = "main"
     job_output_folder: Annotated[
         Path,
         Setting(

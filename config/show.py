@@ -7,38 +7,15 @@ save it as a starting point. A secret that is set prints as ``<redacted>``, neve
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from config.load import LoadedConfig
 from config.settings import LEAVES, Leaf
-from config.values import Secret, Wei, format_duration
+from config.values import REDACTED, plain_value
 
-REDACTED = "<redacted>"
-
-
-def plain_value(value: object) -> object:
-    """A value as YAML/JSON holds it: prices as strings, durations as ``24h``, paths as text."""
-    if isinstance(value, Secret):
-        return REDACTED
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, Wei):
-        return str(int(value))
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    if isinstance(value, Path | str):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(key): plain_value(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [plain_value(item) for item in value]
-    raise TypeError(f"cannot show a {type(value).__name__}")
+__all__ = ["REDACTED", "as_document", "leaf_value", "plain_value", "render_json", "render_yaml"]
 
 
 def leaf_value(loaded: LoadedConfig, leaf: Leaf) -> object:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import re
+import string
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -136,19 +138,29 @@ def parse_bool(raw: object) -> bool:
     raise ValueError("expected true or false")
 
 
+MAX_INT_DIGITS = 30
+"""No integer setting needs more digits (prices, in wei, have their own parser)."""
+
+
 def parse_int(raw: object) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and re.fullmatch(r"-?[0-9]+", raw.strip()):
-        return int(raw.strip())
-    raise ValueError("expected an integer")
+        value = raw
+    elif isinstance(raw, str) and re.fullmatch(r"-?[0-9]+", raw.strip()):
+        if len(raw.strip().lstrip("-")) > MAX_INT_DIGITS:
+            raise ValueError(f"expected an integer of at most {MAX_INT_DIGITS} digits")
+        value = int(raw.strip())
+    else:
+        raise ValueError("expected an integer")
+    if abs(value) >= 10**MAX_INT_DIGITS:
+        raise ValueError(f"expected an integer of at most {MAX_INT_DIGITS} digits")
+    return value
 
 
 def parse_wei(raw: object) -> Wei:
     """A price: a decimal integer (quoted in YAML, though a bare YAML integer is accepted too)."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
-    elif isinstance(raw, str) and re.fullmatch(r"[0-9]+", raw.strip()):
+    elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,78}", raw.strip()):  # 2**256 has 78
         value = int(raw.strip())
     else:
         raise ValueError("expected an integer string in wei")
@@ -173,9 +185,33 @@ def parse_gas_limit(raw: object) -> GasLimit:
     return GasLimit(str(value))
 
 
+MAX_PATH_BYTES = 4095  # PATH_MAX, less the NUL
+MAX_NAME_BYTES = 255  # NAME_MAX: one folder or file name
+
+
 def parse_path(raw: object) -> Path:
+    """A path: text the system can take (no NUL, no lone surrogate, names of at most 255
+    bytes), ``~`` and ``~user`` expanded (an unknown user is an error, not a crash)."""
     text = parse_nonempty_str(raw)
-    return Path(text).expanduser()
+    if "\0" in text:
+        raise ValueError("expected a path without NUL bytes")
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        raise ValueError("expected a path of UTF-8 text (it holds a lone surrogate)")
+    if text.startswith("~"):
+        user = text[1:].split("/", 1)[0]
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:
+            who = f"user {user!r}" if user else "the home folder"
+            raise ValueError(f"expected a path whose ~ can be expanded (no {who})") from None
+    else:
+        path = Path(text)
+    encoded = os.fsencode(path)
+    if len(encoded) > MAX_PATH_BYTES:
+        raise ValueError(f"expected a path of at most {MAX_PATH_BYTES} bytes")
+    if any(len(name) > MAX_NAME_BYTES for name in encoded.split(b"/")):
+        raise ValueError(f"expected folder and file names of at most {MAX_NAME_BYTES} bytes")
+    return path
 
 
 def parse_secret(raw: object) -> Secret:
@@ -184,13 +220,39 @@ def parse_secret(raw: object) -> Secret:
     raise ValueError("expected a non-empty string")
 
 
+REDACTED = "<redacted>"
+"""How a secret that is set shows."""
+
+
+def plain_value(value: object) -> object:
+    """A value as YAML/JSON holds it: prices as strings, durations as ``24h``, paths as text,
+    lists for tuples; a secret as ``<redacted>``."""
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, Wei):
+        return str(int(value))
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, Path | str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): plain_value(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [plain_value(item) for item in value]
+    raise TypeError(f"cannot show a {type(value).__name__}")
+
+
 # --------------------------------------------------------------------------- addresses
 
 
 def split_host_port(text: str) -> tuple[str, int]:
     """``"[::1]:22"`` -> ``("::1", 22)``; ``"login:22"`` -> ``("login", 22)``."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not re.fullmatch(r"[0-9]{1,5}", port):
         raise ValueError("expected host:port")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -308,13 +370,18 @@ _DURATION_UNITS: dict[str, float] = {
     "h": 3600.0,
     "d": 86400.0,
 }
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h|d)")
+_DURATION_PART = re.compile(r"([0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(ns|us|µs|ms|s|m|h|d)")
+MAX_DURATION = timedelta(days=100 * 365)
+"""A century: longer durations are typing mistakes (and overflow ``timedelta``)."""
 
 
 def parse_duration(raw: object) -> timedelta:
-    """A Go-style duration: ``24h``, ``1h30m``, ``90s``, ``1.5h`` (plus ``d`` for days); ``0``."""
+    """A Go-style duration: ``24h``, ``1h30m``, ``90s``, ``1.5h`` (plus ``d`` for days); ``0``;
+    at most :data:`MAX_DURATION`."""
     expected = "expected a duration such as 24h, 1h30m or 90s"
-    text = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw == 0:
+        text = "0"
     if text == "0":
         return timedelta(0)
     if not text:
@@ -326,6 +393,8 @@ def parse_duration(raw: object) -> timedelta:
             raise ValueError(expected)
         seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
         position = match.end()
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"expected a duration of at most {MAX_DURATION.days}d")
     return timedelta(seconds=seconds)
 
 
@@ -406,6 +475,8 @@ def parse_mapping(raw: object) -> dict[str, str]:
 def _scalar_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and value.bit_length() > 256:
+        raise ValueError("expected a mapping of keys to text values (not a huge number)")
     if isinstance(value, str | int | float):
         return str(value)
     if value is None:
@@ -452,6 +523,16 @@ def check_env_names(env: object) -> dict[str, str]:
 _UNIX_USER = re.compile(r"[a-z0-9_][a-z0-9_.-]*\$?")
 
 
+_PARTITION = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+def check_partition(raw: object) -> object:
+    """A SLURM partition name as the SLURM adapter can put it on a command line."""
+    if not isinstance(raw, str) or not _PARTITION.fullmatch(raw):
+        raise ValueError("expected a SLURM partition name ([A-Za-z0-9_.-]+)")
+    return raw
+
+
 def check_unix_user(raw: object) -> object:
     if not isinstance(raw, str) or not _UNIX_USER.fullmatch(raw):
         raise ValueError("expected a UNIX user name ([a-z0-9_][a-z0-9_.-]*)")
@@ -475,20 +556,44 @@ def normalise_user_map(users: object) -> dict[str, str]:
 USER_TEMPLATE_FIELDS = ("address", "hex")
 
 
+def _template_parts(template: str) -> list[tuple[str, str | None]]:
+    """``(literal text, placeholder or None)`` pairs of a customer-user template; ValueError for
+    anything but plain ``{address}`` and ``{hex}`` (no ``.attribute``, ``[index]``, ``!r`` or
+    ``:format``: those reach into Python objects or cut the address short)."""
+    parts: list[tuple[str, str | None]] = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        if field is not None and (field not in USER_TEMPLATE_FIELDS or spec or conversion):
+            raise ValueError(f"{{{field}}} is not a placeholder")
+        parts.append((literal, field))
+    return parts
+
+
 def render_user_template(template: str, customer: str) -> str:
     """``{address}`` is the lowercase 0x address, ``{hex}`` the same without ``0x``."""
     lower = customer.lower()
-    return template.format(address=lower, hex=lower.removeprefix("0x"))
+    values = {"address": lower, "hex": lower.removeprefix("0x")}
+    return "".join(
+        literal + (values[field] if field else "") for literal, field in _template_parts(template)
+    )
 
 
 def check_user_template(raw: object) -> object:
+    """A template that gives every customer a UNIX user name of its own: only ``{address}`` and
+    ``{hex}``, at least one of them (``root`` or ``{address:.2}`` would run every customer's
+    jobs as one user)."""
     assert isinstance(raw, str)
     expected = "expected a template using only {address} and {hex}, giving a UNIX user name"
     try:
-        sample = render_user_template(raw, "0x" + "ab" * 20)
-    except (KeyError, IndexError, ValueError):
+        parts = _template_parts(raw)
+    except ValueError:
         raise ValueError(expected) from None
-    if not _UNIX_USER.fullmatch(sample):
+    if not any(field for _, field in parts):
+        raise ValueError(
+            "expected a template with {address} or {hex}: without one, every customer's jobs "
+            "run as the same UNIX user"
+        )
+    samples = {render_user_template(raw, "0x" + digit * 40) for digit in "0123456789abcdef"}
+    if len(samples) != 16 or not all(_UNIX_USER.fullmatch(sample) for sample in samples):
         raise ValueError(expected)
     return raw
 

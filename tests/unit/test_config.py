@@ -26,14 +26,18 @@ from config import (
 from config.load import flag_values
 from config.settings import ENV_CONFIG_FILE, LEAF_BY_ENV, LEAVES
 from config.values import (
+    check_user_template,
     format_duration,
     normalise_label,
     parse_duration,
     parse_eth_address,
+    parse_int,
     parse_listen_address,
+    parse_path,
     parse_ssh_address,
     parse_wallet_key,
     parse_wei,
+    render_user_template,
 )
 
 # anvil's first account: a well-known test key, never a real one.
@@ -780,3 +784,56 @@ def test_a_loaded_config_records_its_file(tmp_path: Path, document: dict[str, ob
     assert loaded.file == path
     assert loaded.sources["grpc.publicAddress"].kind == "file"
     assert loaded.sources["log.level"].kind == "default"
+
+
+# --- values that crashed the parsers (issue 11) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/tmp/a\0b", "without NUL bytes"),
+        ("/tmp/\udcff", "lone surrogate"),
+        ("~nouser-grid-test/x", "no user 'nouser-grid-test'"),
+        ("/tmp/" + "x" * 256, "at most 255 bytes"),
+        ("/tmp/" + "é" * 128, "at most 255 bytes"),  # 256 bytes in UTF-8
+        ("/" + "a/" * 2100, "at most 4095 bytes"),
+    ],
+)
+def test_paths_the_system_cannot_take_are_a_value_error(raw: str, expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        parse_path(raw)
+
+
+def test_paths_with_long_but_legal_names_and_a_known_home_pass() -> None:
+    assert parse_path("/tmp/" + "x" * 255) == Path("/tmp/" + "x" * 255)
+    assert parse_path("~root/x") == Path("/root/x")
+
+
+@pytest.mark.parametrize("raw", ["99999999999999999d", "876001h", "1" + "0" * 30 + "s", "1e400h"])
+def test_durations_beyond_a_century_or_too_long_are_a_value_error(raw: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(raw)
+
+
+def test_integers_and_prices_are_bounded_before_int_sees_them() -> None:
+    with pytest.raises(ValueError, match="at most 30 digits"):
+        parse_int("9" * 5000)
+    with pytest.raises(ValueError, match="at most 30 digits"):
+        parse_int(10**40)
+    with pytest.raises(ValueError, match="wei"):
+        parse_wei("9" * 5000)
+    assert parse_int("-" + "9" * 30) == -int("9" * 30)
+
+
+def test_user_templates_render_only_the_two_placeholders() -> None:
+    customer = "0x" + "Ab" * 20
+    assert render_user_template("{address}", customer) == "0x" + "ab" * 20
+    assert render_user_template("c{hex}x", customer) == "c" + "ab" * 20 + "x"
+    for template in ("{address.upper}", "{address[0]}", "{address:.2}", "{address!r}", "{0}"):
+        with pytest.raises(ValueError, match="not a placeholder"):
+            render_user_template(template, customer)
+        with pytest.raises(ValueError, match="expected a template"):
+            check_user_template(template)
+    with pytest.raises(ValueError, match="every customer's jobs run as the same UNIX user"):
+        check_user_template("root")

@@ -235,3 +235,107 @@ def test_config_without_an_action_prints_usage_and_exits_2(
 ) -> None:
     assert main(["config"]) == 2
     assert "check" in capsys.readouterr().err
+
+
+# --- inputs that crashed the loader (issue 11): exit 2 naming the key, never a traceback ------
+
+DEEP_LABELS = "{a: " * 3000 + "1" + "}" * 3000
+
+
+def _with(good: str, *, slurm: str = "", extra: str = "") -> str:
+    """The good file with lines added under ``slurm:`` and whole sections appended."""
+    text = good.replace("slurm:\n", "slurm:\n" + slurm, 1) if slurm else good
+    return text + extra
+
+
+@pytest.mark.parametrize(
+    ("slurm", "extra", "key", "expected"),
+    [
+        ('  customerUsers: {template: "{address.foo}"}\n', "", "slurm.customerUsers.template", ""),
+        ('  customerUsers: {template: "{address[x]}"}\n', "", "slurm.customerUsers.template", ""),
+        ("", 'reaper: {interval: "99999999999999999d"}\n', "reaper.interval", "at most 36500d"),
+        ("", "benchmark: {hpl: {blockSize: " + "9" * 5000 + "}}\n", "benchmark.hpl.blockSize", ""),
+        ("", "chain: {chainId: " + "9" * 5000 + "}\n", "chain.chainId", "at most 30 digits"),
+        ("", "prices: {cpuPerMin: " + "9" * 5000 + "}\n", "prices.cpuPerMin", "wei"),
+        ("", f"state: {{folder: {DEEP_LABELS}}}\n", "state", "nested more than 16 levels"),
+        ("", 'state: {folder: "/tmp/a\\0b"}\n', "state.folder", "without NUL bytes"),
+        ("", 'state: {folder: "/tmp/a\\udcff"}\n', "state.folder", "lone surrogate"),
+        ("", "state: {folder: ~nouser/x}\n", "state.folder", "no user 'nouser'"),
+        ("", "state: {folder: /tmp/" + "x" * 300 + "}\n", "state.folder", "at most 255 bytes"),
+        ("", 'sbatch: {tls: {caFile: "/tmp/\\0"}}\n', "sbatch.tls.caFile", "NUL"),
+        ('  partition: "a\\0b"\n', "", "slurm.partition", "without NUL bytes"),
+        ("  partition: grid; rm\n", "", "slurm.partition", "partition name"),
+        ("", "reaper: {interval: 2001-13-45}\n", "reaper.interval", "expected a duration"),
+        ("", "reaper: {interval: !!float x}\n", "reaper.interval", "expected a duration"),
+        ("", 'reaper: {interval: !!int "-"}\n', "reaper.interval", "expected a duration"),
+        ("", "reaper: {interval: !!timestamp x}\n", "reaper.interval", "expected a duration"),
+    ],
+)
+def test_inputs_that_crashed_the_loader_exit_2_naming_the_key(
+    tmp_path: Path,
+    good_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    slurm: str,
+    extra: str,
+    key: str,
+    expected: str,
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_with(good_file.read_text(), slurm=slurm, extra=extra))
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("invalid configuration (1 problem):\n")
+    assert f"\n  {key}" in err and expected in err, err[:300]
+
+
+def test_labels_nested_3000_deep_are_refused_naming_labels(
+    tmp_path: Path, good_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        good_file.read_text().replace("labels:\n  zone: ch-1\n", f"labels: {DEEP_LABELS}\n")
+    )
+    assert main(["config", "check", str(bad)]) == 2
+    assert (
+        "\n  labels (at labels.a.a.a...): nested more than 16 levels deep"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    "template", ["root", "{address:.2}", "u{hex:.3}", "{address!r}", "{0}", "x{}", "{{address}}"]
+)
+def test_templates_mapping_customers_to_one_user_fail_check(
+    tmp_path: Path, good_file: Path, capsys: pytest.CaptureFixture[str], template: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    line = f"  customerUsers: {{template: {json.dumps(template)}}}\n"
+    bad.write_text(_with(good_file.read_text(), slurm=line))
+    assert main(["config", "check", str(bad)]) == 2
+    assert "slurm.customerUsers.template: expected a template" in capsys.readouterr().err
+
+
+def test_templates_giving_each_customer_a_user_pass_check(
+    tmp_path: Path, good_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for template in ("{address}", "c{hex}", "grid-{hex}-x"):
+        good = tmp_path / "good2.yaml"
+        good.write_text(
+            _with(good_file.read_text(), slurm=f'  customerUsers: {{template: "{template}"}}\n')
+        )
+        assert main(["config", "check", str(good)]) == 0, capsys.readouterr().err
+        capsys.readouterr()
+
+
+def test_a_lone_surrogate_from_the_environment_or_a_flag_exits_2(
+    good_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["config", "check", str(good_file), "--state.folder", "/tmp/\udcff"]) == 2
+    assert (
+        "state.folder: expected UTF-8 text (it holds a lone surrogate)" in capsys.readouterr().err
+    )
+    monkeypatch.setenv("GRID_SUPERVISOR_SLURM_PARTITION", "grid\udcff")
+    assert main(["config", "check", str(good_file)]) == 2
+    err = capsys.readouterr().err
+    assert "slurm.partition: expected UTF-8 text" in err
+    assert "(from env GRID_SUPERVISOR_SLURM_PARTITION)" in err
