@@ -1,6 +1,6 @@
 # Recipes for grid-supervisor. Run them through ./dev, which bootstraps the virtual environment
 # ($GRID_VENV, default .venv) from requirements.lock first:
-#   ./dev test    ./dev demo    ./dev lint    ./dev build    ./dev bench    ./dev lock
+#   ./dev test    ./dev demo    ./dev lint    ./dev build    ./dev bench    ./dev fuzz    ./dev lock
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -35,6 +35,10 @@ testbed *ARGS:
 # the benchmarks under bench/; each prints its figures
 bench *ARGS:
     {{python}} -m bench {{ARGS}}
+
+# the fuzz suite's long run: $GRID_FUZZ_EXAMPLES inputs per test (default 2000), see docs/fuzzing.md
+fuzz *ARGS:
+    GRID_FUZZ_EXAMPLES=${GRID_FUZZ_EXAMPLES:-2000} {{python}} -m pytest tests/fuzz -q -p no:cacheprovider --hypothesis-show-statistics {{ARGS}}
 
 # a PyInstaller one-file binary at dist/grid-supervisor (about 45 MB, 40-60 s on 2 cores)
 build:
