@@ -294,6 +294,7 @@ class SbatchClient:
         attempts: int = DEFAULT_ATTEMPTS,
         backoff: Backoff = DEFAULT_BACKOFF,
         rng: random.Random | None = None,
+        grid_logger_url: str = "",
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be >= 1, not {attempts}")
@@ -313,6 +314,14 @@ class SbatchClient:
         self.fetches = 0
         self.retries = 0
         self._channel: Channel | None = None
+        self.grid_logger_url = grid_logger_url
+        """The grid logger the service named in its last ``GetSBatch`` answer (until one is
+        named: the one given here, may be empty); :mod:`actors.grid_logger` writes there."""
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client TLS context towards the grid's services (None: cleartext)."""
+        return self._ssl
 
     def __repr__(self) -> str:
         return f"SbatchClient({self.endpoint!r}, provider={self.provider})"
@@ -388,6 +397,8 @@ class SbatchClient:
         reply = await sbatch_grpc.SBatchAPIStub(channel).GetSBatch(
             signed, timeout=self.call_timeout
         )
+        if reply.grid_logger_url:
+            self.grid_logger_url = str(reply.grid_logger_url)
         return str(reply.sbatch)
 
     def _answer(self, error: GRPCError, request: sbatch_pb2.GetSBatchRequest) -> Exception:

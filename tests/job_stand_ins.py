@@ -19,6 +19,7 @@ from actors.job.machine import (
     Submit,
     Submitted,
     TimeLimitSet,
+    WriteCustomerLog,
 )
 from actors.slurm.messages import SlurmJob
 
@@ -34,6 +35,7 @@ class Ports:
         self.sent: list[SendStatus] = []
         self.requeued: list[RequeueInSlurm] = []
         self.slurm_asks = 0
+        self.customer_logs: list[tuple[str, ...]] = []
 
     async def fetch_script(self, job: Job) -> Event:
         return ScriptFetched("#!/bin/sh\n")
@@ -50,6 +52,10 @@ class Ports:
 
     async def refuse(self, job: Job, effect: Refuse) -> Event:
         return Refused()
+
+    async def write_customer_log(self, job: Job, effect: WriteCustomerLog) -> Event | None:
+        self.customer_logs.append(effect.lines)
+        return None
 
     async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None:
         return None

@@ -63,6 +63,7 @@ from actors.job.machine import (
     SendStatus,
     Submit,
     TopUpRequested,
+    WriteCustomerLog,
     recover,
     transition,
 )
@@ -132,6 +133,7 @@ class JobPorts(Protocol):
     async def find_in_slurm(self, job: Job) -> Event: ...
     async def send_status(self, job: Job, effect: SendStatus) -> Event: ...
     async def refuse(self, job: Job, effect: Refuse) -> Event: ...
+    async def write_customer_log(self, job: Job, effect: WriteCustomerLog) -> Event | None: ...
     async def cancel_in_slurm(self, job: Job, effect: CancelInSlurm) -> Event | None: ...
     async def raise_time_limit(self, job: Job, effect: RaiseTimeLimit) -> Event: ...
     async def requeue_in_slurm(self, job: Job, effect: RequeueInSlurm) -> str | None: ...
@@ -355,6 +357,8 @@ class JobActor(Actor[JobMessage, None]):
                 return await ports.send_status(job, effect)
             case Refuse():
                 return await ports.refuse(job, effect)
+            case WriteCustomerLog():
+                return await ports.write_customer_log(job, effect)
             case CancelInSlurm():
                 return await ports.cancel_in_slurm(job, effect)
             case RaiseTimeLimit():

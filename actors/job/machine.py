@@ -84,6 +84,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from actors.customer_log import Failure, last_error, log_lines
 from actors.grid import ClaimedJob, JobStatus, Report
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "ChainApplied",
     "ChainMovedOn",
     "ChainRejected",
+    "CustomerLogUnwritten",
     "Effect",
     "Event",
     "FetchScript",
@@ -117,6 +119,7 @@ __all__ = [
     "Submitted",
     "TimeLimitSet",
     "TopUpRequested",
+    "WriteCustomerLog",
     "check_definition",
     "new_job",
     "recover",
@@ -264,6 +267,12 @@ class LostInSlurm(msgspec.Struct, frozen=True, tag=True):
     reason: str
 
 
+class CustomerLogUnwritten(msgspec.Struct, frozen=True, tag=True):
+    """The grid logger did not take the customer's log lines (the job goes on regardless)."""
+
+    reason: str
+
+
 class LaunchLost(msgspec.Struct, frozen=True, tag=True):
     """SLURM allocated our job ``slurm_job_id`` but never launched it (see the module docstring)."""
 
@@ -287,6 +296,7 @@ Event = (
     | TimeLimitSet
     | LostInSlurm
     | LaunchLost
+    | CustomerLogUnwritten
 )
 
 
@@ -340,6 +350,14 @@ class RequeueInSlurm(msgspec.Struct, frozen=True, tag=True):
     slurm_job_id: int
 
 
+class WriteCustomerLog(msgspec.Struct, frozen=True, tag=True):
+    """Write ``lines`` (sanitised, bounded: :mod:`actors.customer_log`) to the customer's job log
+    on the grid logger. Best effort: its outcome (:class:`CustomerLogUnwritten` at worst) changes
+    nothing, and it is asked for before the chain is told, once (recovery does not repeat it)."""
+
+    lines: tuple[str, ...]
+
+
 Effect = (
     FetchScript
     | FindInSlurm
@@ -349,6 +367,7 @@ Effect = (
     | CancelInSlurm
     | RaiseTimeLimit
     | RequeueInSlurm
+    | WriteCustomerLog
 )
 
 
@@ -379,7 +398,7 @@ def new_job(claim: ClaimedJob) -> tuple[Job, list[Effect]]:
 def _checked(job: Job) -> tuple[Job, list[Effect]]:
     reason = check_definition(job.claim)
     if reason is not None:
-        return _fail(job, reason)
+        return _did_not_start(job, reason, Failure.DEFINITION)
     return _enter(job, Phase.FETCHING, "definition ok"), [FetchScript()]
 
 
@@ -397,6 +416,20 @@ def _fail(job: Job, reason: str, status: JobStatus = JobStatus.FAILED) -> tuple[
     pending = PendingStatus(status, last_error=reason)
     job = _enter(job, Phase.FAILING, reason, sending=pending, queued=None, reason=reason)
     return job, [_send(pending)]
+
+
+def _did_not_start(job: Job, reason: str, failure: Failure) -> tuple[Job, list[Effect]]:
+    """FAILED with a ``lastError`` the customer can act on, told to the customer's log first."""
+    error = last_error(reason, failure, keep=(job.job_id,))
+    job, effects = _fail(job, error)
+    return job, [_customer_log(job, reason, error), *effects]
+
+
+def _customer_log(job: Job, reason: str, error: str) -> WriteCustomerLog:
+    """The customer's log lines: the reason as it was given, line by line, then the
+    ``lastError`` the chain gets (both sanitised and bounded)."""
+    lines = log_lines(f"job {job.job_id} did not start:\n{reason}\n{error}", keep=(job.job_id,))
+    return WriteCustomerLog(lines)
 
 
 def _send(pending: PendingStatus) -> SendStatus:
@@ -424,12 +457,14 @@ def transition(job: Job, event: Event) -> tuple[Job, list[Effect]]:
             job = _enter(job, Phase.SUBMITTING, "script fetched", script=script)
             return job, [_submit(job)]
         case ScriptUnavailable(reason=reason) if phase is Phase.FETCHING:
-            return _fail(job, f"batch script unavailable: {reason}")
+            return _did_not_start(job, f"batch script unavailable: {reason}", Failure.SCRIPT)
         case Submitted(slurm_job_id=slurm_id) if phase is Phase.SUBMITTING:
             return _submitted(job, slurm_id)
         case SubmitRefused(reason=reason) if phase is Phase.SUBMITTING:
-            job = _enter(job, Phase.REFUSING, reason, reason=reason)
-            return job, [Refuse(reason)]
+            refused = f"SLURM refused the job: {reason}"
+            error = last_error(refused, Failure.SUBMISSION, keep=(job.job_id,))
+            job = _enter(job, Phase.REFUSING, error, reason=error)
+            return job, [_customer_log(job, reason, error), Refuse(error)]
         case FoundInSlurm(slurm_job_id=slurm_id) if phase is Phase.SUBMITTING:
             if slurm_id is not None:
                 return _submitted(job, slurm_id)

@@ -22,6 +22,8 @@ the first that matches wins) and says what it means for the job:
     =================================  ======================================================
     fetch_script (:data:`SBATCH_FETCH`)  ScriptNotFound, ScriptAccessDenied, SbatchRefused:
                                        answer ScriptUnavailable; SbatchUnavailable: retry
+    write_customer_log                 GridLoggerError: answer CustomerLogUnwritten (ignored:
+    (:data:`LOGGER_WRITE`)             the customer's log never holds a job up)
     the SLURM ports (:data:`SLURM_ASK`)  CommandLost, SlurmUnavailable, ActorSystemError: retry;
                                        CommandFailed, UnexpectedOutput: crash
     send_status, refuse                ChainValueError: crash; ChainError, ActorSystemError:
@@ -32,16 +34,19 @@ the first that matches wins) and says what it means for the job:
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias
 
 from actors.chain.actor import ChainValueError
 from actors.chain.messages import Applied, RefuseJob, Rejected, SetJobStatus
 from actors.chain.revert import ChainError
+from actors.grid_logger import GridLogger, GridLoggerError
 from actors.job.machine import (
     CancelInSlurm,
     ChainApplied,
     ChainRejected,
+    CustomerLogUnwritten,
     Event,
     FoundInSlurm,
     Job,
@@ -57,6 +62,7 @@ from actors.job.machine import (
     SubmitRefused,
     Submitted,
     TimeLimitSet,
+    WriteCustomerLog,
 )
 from actors.sbatch import (
     SbatchClient,
@@ -72,6 +78,7 @@ from runtime.registry import Registry
 
 __all__ = [
     "CHAIN_ASK",
+    "LOGGER_WRITE",
     "PORT_TABLES",
     "SBATCH_FETCH",
     "SLURM_ASK",
@@ -80,6 +87,8 @@ __all__ = [
     "Verdict",
     "verdict",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Seconds a SLURM submission or a chain transaction may take before the ask gives up (the
 #: adapters have their own, shorter, timeouts per command and per request).
@@ -128,6 +137,11 @@ CHAIN_ASK: Final[PortTable] = {
 """Every transaction through the chain actor (a status, a refusal). The contract's own refusal
 is a reply (``Rejected``), not an error."""
 
+LOGGER_WRITE: Final[PortTable] = {
+    GridLoggerError: CustomerLogUnwritten,  # unreachable, refused, too slow: logged and counted
+}
+"""Writing the customer's log on the grid logger (best effort)."""
+
 PORT_TABLES: Final[Mapping[str, PortTable]] = {
     "fetch_script": SBATCH_FETCH,
     "submit": SLURM_ASK,
@@ -138,6 +152,7 @@ PORT_TABLES: Final[Mapping[str, PortTable]] = {
     "slurm_job": SLURM_ASK,
     "send_status": CHAIN_ASK,
     "refuse": CHAIN_ASK,
+    "write_customer_log": LOGGER_WRITE,
 }
 """The table of each port of :class:`~actors.job.actor.JobPorts`, by method name."""
 
@@ -166,10 +181,15 @@ def _answer(table: PortTable, error: Exception) -> Event:
 class AdapterPorts:
     """:class:`~actors.job.actor.JobPorts` over the actors named "slurm" and "chain"."""
 
-    def __init__(self, registry: Registry, sbatch: SbatchClient) -> None:
+    def __init__(
+        self, registry: Registry, sbatch: SbatchClient, logger: GridLogger | None = None
+    ) -> None:
         self._slurm: ActorRef[slurm.SlurmRequest, object] = ActorRef(registry, "slurm")
         self._chain: ActorRef[object, object] = ActorRef(registry, "chain")
         self._sbatch = sbatch
+        self.logger = logger if logger is not None else GridLogger(sbatch.ssl_context)
+        self.logs_skipped = 0
+        """Customer logs not written because no grid logger was named yet."""
 
     async def fetch_script(self, job: Job) -> Event:
         claim = job.claim
@@ -180,6 +200,25 @@ class AdapterPorts:
         except Exception as error:
             return _answer(SBATCH_FETCH, error)
         return ScriptFetched(script)
+
+    async def write_customer_log(self, job: Job, effect: WriteCustomerLog) -> Event | None:
+        """Write ``effect.lines`` to the job's log on the grid logger the sbatch service named
+        (none named yet: skipped and counted); the logger's errors are answers
+        (:data:`LOGGER_WRITE`)."""
+        url = self._sbatch.grid_logger_url
+        if not url:
+            self.logs_skipped += 1
+            log.warning(
+                "%s: no grid logger named by the sbatch service: customer log skipped", job.job_id
+            )
+            return None
+        try:
+            await self.logger.write(url, job.job_id, job.claim.customer, effect.lines)
+        except Exception as error:
+            outcome = _answer(LOGGER_WRITE, error)
+            log.warning("%s: customer log not written: %s", job.job_id, error)
+            return outcome
+        return None
 
     async def submit(self, job: Job, effect: Submit) -> Event:
         claim = job.claim

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.customer_log import ADVICE, Failure
 from actors.grid import ClaimedJob, JobDefinition, JobStatus, Report
 from actors.job.machine import (
     RECOVERY,
@@ -36,6 +37,7 @@ from actors.job.machine import (
     Submitted,
     TimeLimitSet,
     TopUpRequested,
+    WriteCustomerLog,
     new_job,
     recover,
     transition,
@@ -115,8 +117,12 @@ def test_unusable_job_is_failed_with_a_reason_never_submitted(
     minutes = int(changes.pop("minutes", 10))
     job, effects = new_job(claim(minutes, **changes))
     assert job.phase is Phase.FAILING
-    assert len(effects) == 1 and isinstance(effects[0], SendStatus)
-    assert effects[0].status is JobStatus.FAILED and reason in effects[0].last_error
+    assert len(effects) == 2 and isinstance(effects[1], SendStatus)
+    assert effects[1].status is JobStatus.FAILED and reason in effects[1].last_error
+    assert effects[1].last_error.endswith(ADVICE[Failure.DEFINITION])
+    # the customer's log is asked for first, and ends with the same lastError
+    assert isinstance(effects[0], WriteCustomerLog)
+    assert effects[0].lines[-1] == effects[1].last_error
     job, effects = transition(job, ChainApplied(JobStatus.FAILED))
     assert job.phase is Phase.DONE
 
@@ -125,13 +131,27 @@ def test_missing_script_fails_the_job() -> None:
     job, _ = new_job(claim())
     job, effects = transition(job, ScriptUnavailable("expired"))
     assert job.phase is Phase.FAILING
-    assert effects == [SendStatus(JobStatus.FAILED, last_error="batch script unavailable: expired")]
+    error = f"batch script unavailable: expired; {ADVICE[Failure.SCRIPT]}"
+    assert effects == [
+        WriteCustomerLog(
+            (f"job {job.job_id} did not start:", "batch script unavailable: expired", error)
+        ),
+        SendStatus(JobStatus.FAILED, last_error=error),
+    ]
+    assert job.reason == error
 
 
 def test_sbatch_refusal_refuses_the_job_on_chain() -> None:
     job, _ = new_job(claim())
     job, effects = run(job, ScriptFetched("x"), SubmitRefused("Requested node configuration"))
-    assert job.phase is Phase.REFUSING and effects == [Refuse("Requested node configuration")]
+    error = f"SLURM refused the job: Requested node configuration; {ADVICE[Failure.SUBMISSION]}"
+    assert job.phase is Phase.REFUSING and job.reason == error
+    assert effects == [
+        WriteCustomerLog(
+            (f"job {job.job_id} did not start:", "Requested node configuration", error)
+        ),
+        Refuse(error),
+    ]
     job, _ = transition(job, Refused())
     assert job.phase is Phase.DONE
 
@@ -408,7 +428,8 @@ def test_recover_failing_resends_a_cancellation() -> None:
 def test_recover_refusing_refuses_again() -> None:
     job, _ = new_job(claim())
     job, _ = run(job, ScriptFetched("x"), SubmitRefused("no"))
-    assert recover(job)[1] == [Refuse("no")]
+    # the customer's log is not written twice
+    assert recover(job)[1] == [Refuse(f"SLURM refused the job: no; {ADVICE[Failure.SUBMISSION]}")]
 
 
 def test_recover_done_does_nothing() -> None:

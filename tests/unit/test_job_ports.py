@@ -16,9 +16,12 @@ import pytest
 from actors.chain.actor import ChainValueError
 from actors.chain.revert import ContractError
 from actors.chain.rpc import OutcomeUnknown, RequestNotSent, RpcError
+from actors.customer_log import ADVICE, Failure
 from actors.grid import JobStatus
+from actors.grid_logger import GridLoggerUnavailable
 from actors.job.actor import JobPorts
 from actors.job.machine import (
+    CustomerLogUnwritten,
     Event,
     Phase,
     ScriptUnavailable,
@@ -28,6 +31,7 @@ from actors.job.machine import (
 )
 from actors.job.ports import (
     CHAIN_ASK,
+    LOGGER_WRITE,
     PORT_TABLES,
     SBATCH_FETCH,
     SLURM_ASK,
@@ -58,8 +62,11 @@ from tests.job_ports_tree import JOB_ID, claim, job_tree
 
 RETRY, CRASH = Verdict.RETRY, Verdict.CRASH
 REFUSAL = "sbatch service refused job 0x5a (script '../x'): INVALID_ARGUMENT: malformed hash"
+REFUSED_ERROR = f"batch script unavailable: {REFUSAL}; {ADVICE[Failure.SCRIPT]}"
 
 ROWS: list[tuple[PortTable, Exception, Event | Verdict]] = [
+    # the customer's log: every failure is an answer the machine ignores, never a crash
+    (LOGGER_WRITE, GridLoggerUnavailable("refused"), CustomerLogUnwritten("refused")),
     # fetching the script: the service's answers are answers
     (SBATCH_FETCH, ScriptNotFound("no script"), ScriptUnavailable("no script")),
     (SBATCH_FETCH, ScriptAccessDenied("not yours"), ScriptUnavailable("not yours")),
@@ -119,13 +126,15 @@ def test_a_refused_script_fails_the_job_on_chain_with_the_reason() -> None:
     assert isinstance(outcome, ScriptUnavailable)
     job, effects = transition(job, outcome)
     assert job.phase is Phase.FAILING
-    assert effects == [
-        SendStatus(JobStatus.FAILED, last_error=f"batch script unavailable: {REFUSAL}")
-    ]
+    assert effects[1:] == [SendStatus(JobStatus.FAILED, last_error=REFUSED_ERROR)]
 
 
 class RefusingSbatch:
-    """Stands in for the sbatch client: the service refuses every script."""
+    """Stands in for the sbatch client: the service refuses every script (and has named no
+    grid logger)."""
+
+    grid_logger_url = ""
+    ssl_context = None
 
     def __init__(self, error: Exception) -> None:
         self.error = error
@@ -161,5 +170,5 @@ async def test_a_real_job_actor_fails_a_refused_job_once(tmp_path: Path) -> None
     async with job_tree(tmp_path, sbatch) as tree:  # type: ignore[arg-type]
         await tree.claimed(claim("../x"))
         await tree.settled(JOB_ID)
-    assert tree.statuses(JOB_ID) == [(JobStatus.FAILED, f"batch script unavailable: {REFUSAL}")]
+    assert tree.statuses(JOB_ID) == [(JobStatus.FAILED, REFUSED_ERROR)]
     assert sbatch.fetches == 1  # no crash, no restart, no second fetch
