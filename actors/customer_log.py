@@ -74,7 +74,7 @@ _HEX_64 = re.compile(r"(?i)\b(?:0x)?[0-9a-f]{64}\b")
 _BASE64_BLOB = re.compile(r"\b[A-Za-z0-9+/]{60,}={0,2}")
 # An absolute path: a / not preceded by a word character, a dot, a slash or a colon (so neither
 # the customer's own relative "../x/y" nor a URL's "//host" is taken), with at least one name.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w./:~])(?:~|/)(?:[\w.+@-]+/?)+")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w./:~])(?:~/?|/)(?:[\w.+@-]+/?)+")
 _IPV4_ENDPOINT = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b")
 _IPV6_ENDPOINT = re.compile(r"\[[0-9a-fA-F:]+\](?::\d{1,5})?")
 

@@ -65,8 +65,11 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def strict_service(tmp_path: Path) -> AsyncIterator[tuple[int, TlsFiles]]:
-    """The service on an ephemeral port (TLS with a fresh CA); its chain is never reached."""
+async def strict_service(
+    tmp_path: Path, grid_logger_url: str = "", api: type[StrictSBatchAPI] = StrictSBatchAPI
+) -> AsyncIterator[tuple[int, TlsFiles]]:
+    """The service (``api``) on an ephemeral port (TLS with a fresh CA), naming
+    ``grid_logger_url``; its chain is never reached."""
     tls = ensure_tls(tmp_path / "tls")
     port = free_port()
     config = ServiceConfig(
@@ -77,11 +80,12 @@ async def strict_service(tmp_path: Path) -> AsyncIterator[tuple[int, TlsFiles]]:
         scripts_dir=tmp_path,
         rpc_url=f"http://{HOST}:{free_port()}",
         meta_scheduler="0x" + "11" * 20,
+        grid_logger_url=grid_logger_url,
     )
     async with httpx.AsyncClient() as http:
         nonces = NonceBook()
         chain = ChainReader(http, config.rpc_url, config.meta_scheduler)
-        server = Server([AuthAPI(nonces), StrictSBatchAPI(config, nonces, chain), Health()])
+        server = Server([AuthAPI(nonces), api(config, nonces, chain), Health()])
         context = server_ssl_context(tls.server_cert, tls.server_key)
         await trio_asyncio.aio_as_trio(server.start)(HOST, port, ssl=context)
         try:

@@ -1,0 +1,124 @@
+"""A job that fails before it runs tells its customer why, on the grid logger (issue 13, item 3).
+
+The testbed's sbatch service (in this process, ephemeral port, TLS; as in
+``test_sbatch_refusal``) names the testbed's grid logger (:mod:`testbed.logger_service`, also
+in this process) as ``grid_logger_url``. It hands out one script ("ok", without the chain check)
+and refuses a malformed location hash. The real sbatch client learns the logger from the first
+answer; then a job whose script the service refuses goes through the real ports and JobActor:
+the logger received the reason line by line under the job's name and the customer's address,
+and the chain got FAILED with the same actionable ``lastError``. A logger that is down changes
+nothing for the job.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio_asyncio
+from eth_account import Account
+from grpclib.server import Server
+
+from actors.customer_log import ADVICE, Failure
+from actors.grid import JobStatus
+from actors.sbatch import SbatchClient, SbatchTls
+from protos.sbatchapi.v1alpha1 import sbatch_pb2
+from runtime.policy import Backoff
+from testbed.logger_service import LoggerService
+from testbed.sbatch_service import server_ssl_context
+from testbed.tls import TlsFiles, ensure_tls
+from tests.integration.test_sbatch_refusal import (
+    HOST,
+    MALFORMED,
+    StrictSBatchAPI,
+    free_port,
+    strict_service,
+)
+from tests.job_ports_tree import CUSTOMER, JOB_ID, claim, job_tree
+
+SCRIPT = "#!/bin/sh\necho hello\n"
+
+
+class OneScriptSBatchAPI(StrictSBatchAPI):
+    """Serves :data:`SCRIPT` under "ok" without asking the chain; refuses malformed hashes."""
+
+    async def fetch(self, request: sbatch_pb2.GetSBatchRequest) -> bytes:
+        if request.batch_location_hash == "ok":
+            return SCRIPT.encode()
+        return await super().fetch(request)
+
+
+@asynccontextmanager
+async def grid_logger(tls: TlsFiles) -> AsyncIterator[tuple[str, LoggerService]]:
+    """The testbed's logger on an ephemeral port: its URL and what it received."""
+    port = free_port()
+    service = LoggerService()
+    server = Server([service])
+    context = server_ssl_context(tls.server_cert, tls.server_key)
+    await trio_asyncio.aio_as_trio(server.start)(HOST, port, ssl=context)
+    try:
+        yield f"{HOST}:{port}", service
+    finally:
+        server.close()
+        await trio_asyncio.aio_as_trio(server.wait_closed)()
+
+
+def client_for(port: int, tls: TlsFiles) -> SbatchClient:
+    return SbatchClient(
+        f"{HOST}:{port}",
+        SbatchTls(ca_file=tls.ca_cert),
+        bytes(Account.create().key),
+        call_timeout=5.0,
+        attempts=2,
+        backoff=Backoff(initial=0.05, maximum=0.2, jitter=0.0),
+        rng=random.Random(1),
+    )
+
+
+async def test_a_refused_script_is_told_to_the_customer_and_the_chain(
+    asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
+) -> None:
+    tls = ensure_tls(tmp_path / "tls")
+    async with (
+        grid_logger(tls) as (url, logger),
+        strict_service(tmp_path, url, OneScriptSBatchAPI) as (port, _),
+    ):
+        client = client_for(port, tls)
+        assert client.grid_logger_url == ""
+        assert await client.fetch(JOB_ID, CUSTOMER, "ok") == SCRIPT
+        assert client.grid_logger_url == url  # named by the service's answer
+        async with job_tree(tmp_path / "state", client) as tree:
+            await tree.claimed(claim(MALFORMED))
+            await tree.settled(JOB_ID)
+    ((status, last_error),) = tree.statuses(JOB_ID)
+    assert status is JobStatus.FAILED
+    assert last_error.startswith("batch script unavailable: sbatch service refused job ")
+    assert "INVALID_ARGUMENT" in last_error and last_error.endswith(ADVICE[Failure.SCRIPT])
+    assert logger.writes == 1
+    lines = logger.lines(JOB_ID)
+    assert lines[0] == f"job {JOB_ID} did not start:"
+    assert lines[1].startswith("batch script unavailable: sbatch service refused job ")
+    assert lines[-1] == last_error  # the same actionable words as on chain
+    assert {line.user for line in logger.received} == {CUSTOMER.lower()}
+    assert all(line.timestamp > 0 for line in logger.received)
+    assert f"{HOST}:{port}" not in "".join(lines)  # the operator's endpoint stays out
+
+
+async def test_a_logger_that_is_down_changes_nothing_for_the_job(
+    asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = f"{HOST}:{free_port()}"  # nothing listens there
+    async with strict_service(tmp_path, down, OneScriptSBatchAPI) as (port, tls):
+        client = client_for(port, tls)
+        await client.fetch(JOB_ID, CUSTOMER, "ok")
+        assert client.grid_logger_url == down
+        async with job_tree(tmp_path / "state", client) as tree:
+            await tree.claimed(claim(MALFORMED))
+            await tree.settled(JOB_ID)
+    ((status, last_error),) = tree.statuses(JOB_ID)
+    assert status is JobStatus.FAILED and last_error.endswith(ADVICE[Failure.SCRIPT])
+    (warning,) = [r for r in caplog.records if "customer log not written" in r.getMessage()]
+    assert JOB_ID in warning.getMessage() and down in warning.getMessage()
