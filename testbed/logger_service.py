@@ -13,7 +13,6 @@ JSON line per request in a record file::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
@@ -28,7 +27,7 @@ from grpclib.health.service import Health
 from grpclib.server import Server, Stream
 
 from protos.logger.v1alpha1 import logger_grpc, logger_pb2
-from testbed.sbatch_service import parse_listen, server_ssl_context
+from testbed.sbatch_service import server_parser, server_ssl_context
 
 __all__ = ["MAX_RECORDED", "LoggedLine", "LoggerService", "main", "read_record"]
 
@@ -117,12 +116,7 @@ async def _run(host: str, port: int, cert: Path, key: Path, record: Path) -> Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m testbed.logger_service", description="The testbed's grid logger."
-    )
-    parser.add_argument("--listen", type=parse_listen, required=True, help="HOST:PORT")
-    parser.add_argument("--cert", type=Path, required=True, help="server certificate (PEM)")
-    parser.add_argument("--key", type=Path, required=True, help="server key (PEM)")
+    parser = server_parser("python -m testbed.logger_service", "The testbed's grid logger.")
     parser.add_argument("--record", type=Path, required=True, help="JSON lines of what it got")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")

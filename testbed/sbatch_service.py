@@ -440,13 +440,17 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
-    parser = argparse.ArgumentParser(
-        prog="python -m testbed.sbatch_service", description="The testbed's sbatch gRPC service."
-    )
+def server_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A testbed gRPC service's command line: ``--listen``, ``--cert`` and ``--key``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--listen", type=parse_listen, required=True, help="HOST:PORT")
     parser.add_argument("--cert", type=Path, required=True, help="server certificate (PEM)")
     parser.add_argument("--key", type=Path, required=True, help="server key (PEM)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
+    parser = server_parser("python -m testbed.sbatch_service", "The testbed's sbatch gRPC service.")
     parser.add_argument("--scripts-dir", type=Path, required=True, help="script store folder")
     parser.add_argument("--rpc-url", required=True, help="chain HTTP JSON-RPC URL")
     parser.add_argument("--meta-scheduler", required=True, help="MetaScheduler address")

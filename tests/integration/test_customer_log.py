@@ -12,21 +12,17 @@ nothing for the job.
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio_asyncio
-from eth_account import Account
 from grpclib.server import Server
 
 from actors.customer_log import ADVICE, Failure
 from actors.grid import JobStatus
-from actors.sbatch import SbatchClient, SbatchTls
 from protos.sbatchapi.v1alpha1 import sbatch_pb2
-from runtime.policy import Backoff
 from testbed.logger_service import LoggerService
 from testbed.sbatch_service import server_ssl_context
 from testbed.tls import TlsFiles, ensure_tls
@@ -34,6 +30,7 @@ from tests.integration.test_sbatch_refusal import (
     HOST,
     MALFORMED,
     StrictSBatchAPI,
+    client_for,
     free_port,
     strict_service,
 )
@@ -66,18 +63,6 @@ async def grid_logger(tls: TlsFiles) -> AsyncIterator[tuple[str, LoggerService]]
         await trio_asyncio.aio_as_trio(server.wait_closed)()
 
 
-def client_for(port: int, tls: TlsFiles) -> SbatchClient:
-    return SbatchClient(
-        f"{HOST}:{port}",
-        SbatchTls(ca_file=tls.ca_cert),
-        bytes(Account.create().key),
-        call_timeout=5.0,
-        attempts=2,
-        backoff=Backoff(initial=0.05, maximum=0.2, jitter=0.0),
-        rng=random.Random(1),
-    )
-
-
 async def test_a_refused_script_is_told_to_the_customer_and_the_chain(
     asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
 ) -> None:
@@ -86,7 +71,7 @@ async def test_a_refused_script_is_told_to_the_customer_and_the_chain(
         grid_logger(tls) as (url, logger),
         strict_service(tmp_path, url, OneScriptSBatchAPI) as (port, _),
     ):
-        client = client_for(port, tls)
+        client = client_for(port, tls, attempts=2)
         assert client.grid_logger_url == ""
         assert await client.fetch(JOB_ID, CUSTOMER, "ok") == SCRIPT
         assert client.grid_logger_url == url  # named by the service's answer
@@ -112,7 +97,7 @@ async def test_a_logger_that_is_down_changes_nothing_for_the_job(
 ) -> None:
     down = f"{HOST}:{free_port()}"  # nothing listens there
     async with strict_service(tmp_path, down, OneScriptSBatchAPI) as (port, tls):
-        client = client_for(port, tls)
+        client = client_for(port, tls, attempts=2)
         await client.fetch(JOB_ID, CUSTOMER, "ok")
         assert client.grid_logger_url == down
         async with job_tree(tmp_path / "state", client) as tree:

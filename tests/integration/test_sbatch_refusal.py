@@ -95,20 +95,25 @@ async def strict_service(
             await trio_asyncio.aio_as_trio(server.wait_closed)()
 
 
+def client_for(port: int, tls: TlsFiles, attempts: int) -> SbatchClient:
+    """The real sbatch client of the service on ``port``, trusting its CA, quick to retry."""
+    return SbatchClient(
+        f"{HOST}:{port}",
+        SbatchTls(ca_file=tls.ca_cert),
+        bytes(Account.create().key),
+        call_timeout=5.0,
+        attempts=attempts,
+        backoff=Backoff(initial=0.05, maximum=0.2, jitter=0.0),
+        rng=random.Random(1),
+    )
+
+
 async def test_a_refused_script_fails_the_job_once(
     asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
 ) -> None:
     StrictSBatchAPI.requests = 0
     async with strict_service(tmp_path) as (port, tls):
-        client = SbatchClient(
-            f"{HOST}:{port}",
-            SbatchTls(ca_file=tls.ca_cert),
-            bytes(Account.create().key),
-            call_timeout=5.0,
-            attempts=3,
-            backoff=Backoff(initial=0.05, maximum=0.2, jitter=0.0),
-            rng=random.Random(1),
-        )
+        client = client_for(port, tls, attempts=3)
         async with job_tree(tmp_path / "state", client) as tree:
             await tree.claimed(claim(MALFORMED))
             await tree.settled(JOB_ID)
