@@ -270,3 +270,30 @@ async def test_a_report_is_acknowledged_with_the_record_it_produced(store: Store
     assert not await ReportInbox(store).offer(ignored)  # a repeat stays a duplicate
     assert ports.sent == [] and ports.slurm_asks == 0
     assert await record(store) == running_job()
+
+
+def invalid_claim() -> ClaimedJob:
+    return ClaimedJob(JOB_ID, "0x" + "11" * 20, "0x" + "22" * 20, 10,
+                      JobDefinition(0, 100, 0, 1, "h"))  # fmt: skip
+
+
+async def test_a_job_that_cannot_start_tells_its_customer_then_the_chain(store: Store) -> None:
+    job = Job(claim=invalid_claim(), phase=Phase.CLAIMED)  # claimed, then the process died
+    await JobRecords(store).put(job)
+    ports = Ports()
+    await run_tree(store, ports)
+    ((sent),) = ports.sent
+    assert sent.status is JobStatus.FAILED and "invalid job definition" in sent.last_error
+    ((lines),) = ports.customer_logs
+    assert lines[0] == f"job {JOB_ID} did not start:" and lines[-1] == sent.last_error
+    assert (await record(store)).phase is Phase.DONE
+
+
+async def test_a_failing_job_resumed_does_not_write_the_customer_log_again(store: Store) -> None:
+    job, effects = new_job(invalid_claim())
+    assert job.phase is Phase.FAILING and len(effects) == 2  # the log, then FAILED
+    await JobRecords(store).put(job)  # as a process killed after the log left it
+    ports = Ports()
+    await run_tree(store, ports)
+    assert [s.status for s in ports.sent] == [JobStatus.FAILED]
+    assert ports.customer_logs == []

@@ -26,6 +26,7 @@ from actors.job.machine import (
     Phase,
     ScriptUnavailable,
     SendStatus,
+    WriteCustomerLog,
     new_job,
     transition,
 )
@@ -172,3 +173,34 @@ async def test_a_real_job_actor_fails_a_refused_job_once(tmp_path: Path) -> None
         await tree.settled(JOB_ID)
     assert tree.statuses(JOB_ID) == [(JobStatus.FAILED, REFUSED_ERROR)]
     assert sbatch.fetches == 1  # no crash, no restart, no second fetch
+
+
+class DownLogger:
+    """Stands in for the grid logger client: every write fails."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str, tuple[str, ...]]] = []
+
+    async def write(self, url: str, log_name: str, user: str, lines: tuple[str, ...]) -> None:
+        self.asked.append((url, log_name, user, lines))
+        raise GridLoggerUnavailable("grid logger 'x:1': connection refused")
+
+
+async def test_no_grid_logger_named_yet_skips_the_customer_log() -> None:
+    logger = DownLogger()
+    ports = AdapterPorts(Registry(), RefusingSbatch(SbatchRefused(REFUSAL)), logger)  # type: ignore[arg-type]
+    job, _ = new_job(claim("../x"))
+    assert await ports.write_customer_log(job, WriteCustomerLog(("why",))) is None
+    assert ports.logs_skipped == 1 and logger.asked == []
+
+
+async def test_a_grid_logger_that_fails_is_an_answer_the_job_ignores() -> None:
+    sbatch = RefusingSbatch(SbatchRefused(REFUSAL))
+    sbatch.grid_logger_url = "x:1"
+    logger = DownLogger()
+    ports = AdapterPorts(Registry(), sbatch, logger)  # type: ignore[arg-type]
+    job, _ = new_job(claim("../x"))
+    outcome = await ports.write_customer_log(job, WriteCustomerLog(("why",)))
+    assert outcome == CustomerLogUnwritten("grid logger 'x:1': connection refused")
+    assert logger.asked == [("x:1", job.job_id, job.claim.customer, ("why",))]
+    assert transition(job, outcome) == (job, [])
