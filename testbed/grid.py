@@ -39,7 +39,7 @@ from typing import TypeVar
 
 import msgspec
 
-from testbed import anvil, contracts, faults, market, slurm, sshd, tls, users
+from testbed import anvil, contracts, faults, logger_service, market, slurm, sshd, tls, users
 from testbed import layout as lay
 from testbed.contracts import CompileError, GridAddresses
 from testbed.env import (
@@ -313,6 +313,7 @@ def _ports() -> list[tuple[int, str]]:
         (lay.SSHD_PORT, "sshd"),
         (lay.ANVIL_PORT, "anvil"),
         (lay.SBATCH_PORT, "sbatch-service"),
+        (logger_service.LOGGER_PORT, "grid-logger"),
     ]
 
 
@@ -467,8 +468,10 @@ def _step(what: str, where: Path, step: Callable[[], T]) -> T:
 
 
 def start_sbatch_service(layout: Layout, meta_scheduler: str) -> Path:
-    """Make the TLS files, start the sbatch service and wait for a TLS handshake; return the CA."""
+    """Make the TLS files, start the grid logger and the sbatch service (naming the logger as
+    ``grid_logger_url``) and wait for a TLS handshake with each; return the CA."""
     files = tls.ensure_tls(layout.tls)
+    logger_url = start_grid_logger(layout, files)
     log_file = layout.log_file("sbatch-service")
     record = start(
         "sbatch-service",
@@ -490,6 +493,8 @@ def start_sbatch_service(layout: Layout, meta_scheduler: str) -> Path:
             meta_scheduler,
             "--ttl",
             str(SBATCH_SCRIPT_TTL),
+            "--grid-logger-url",
+            logger_url,
         ],
         pids_dir=layout.pids,
         log=log_file,
@@ -504,6 +509,41 @@ def start_sbatch_service(layout: Layout, meta_scheduler: str) -> Path:
         record=record,
     )
     return files.ca_cert
+
+
+def start_grid_logger(layout: Layout, files: tls.TlsFiles) -> str:
+    """Start the testbed's grid logger (it records what it receives in
+    :func:`testbed.logger_service.record_path`) and wait for a TLS handshake; return its URL."""
+    port = logger_service.LOGGER_PORT
+    log_file = layout.log_file("grid-logger")
+    record = start(
+        "grid-logger",
+        [
+            sys.executable,
+            "-m",
+            "testbed.logger_service",
+            "--listen",
+            f"{lay.HOST}:{port}",
+            "--cert",
+            str(files.server_cert),
+            "--key",
+            str(files.server_key),
+            "--record",
+            str(logger_service.record_path(layout)),
+        ],
+        pids_dir=layout.pids,
+        log=log_file,
+        cwd=lay.REPO_ROOT,
+    )
+    wait_until(
+        lambda: tls_handshake(port, files.ca_cert),
+        part="grid-logger",
+        log=log_file,
+        timeout=PART_TIMEOUT,
+        what=f"TLS handshake on {lay.HOST}:{port}",
+        record=record,
+    )
+    return f"{lay.HOST}:{port}"
 
 
 def tls_handshake(port: int, ca_cert: Path) -> bool:
@@ -658,7 +698,14 @@ def stop_recorded(layout: Layout, *, deadline: float = 5.0) -> list[str]:
         slurm.cancel_all_jobs()
     stopped: list[str] = []
     # Stop the services that depend on others first: sbatch, anvil, sshd, slurmd, slurmctld, munge.
-    order = ["sbatch-service", "anvil", "sshd", *(f"slurmd-{n}" for n in lay.NODES), "slurmctld"]
+    order = [
+        "sbatch-service",
+        "grid-logger",
+        "anvil",
+        "sshd",
+        *(f"slurmd-{n}" for n in lay.NODES),
+        "slurmctld",
+    ]
     by_name = {r.name: r for r in records}
     for name in order:
         if name in by_name:

@@ -27,9 +27,21 @@ from grpclib.health.service import Health
 from grpclib.server import Server, Stream
 
 from protos.logger.v1alpha1 import logger_grpc, logger_pb2
+from testbed.layout import Layout
 from testbed.sbatch_service import server_parser, server_ssl_context
 
-__all__ = ["MAX_RECORDED", "LoggedLine", "LoggerService", "main", "read_record"]
+__all__ = [
+    "LOGGER_PORT",
+    "MAX_RECORDED",
+    "LoggedLine",
+    "LoggerService",
+    "main",
+    "read_record",
+    "record_path",
+]
+
+LOGGER_PORT = 8446
+"""The loopback port ``testbed up`` starts the grid logger on (beside the sbatch service's)."""
 
 MAX_RECORDED = 100_000
 """Lines kept before the service answers RESOURCE_EXHAUSTED (a runaway writer)."""
@@ -90,6 +102,11 @@ class LoggerService(logger_grpc.LoggerAPIBase):
         self, stream: Stream[logger_pb2.WatchListRequest, logger_pb2.WatchListResponse]
     ) -> None:
         raise GRPCError(Status.UNIMPLEMENTED, "WatchList is not part of the testbed logger")
+
+
+def record_path(layout: Layout) -> Path:
+    """Where the grid logger ``testbed up`` started records what it receives."""
+    return layout.log / "grid-logger.jsonl"
 
 
 def read_record(path: Path) -> list[LoggedLine]:
