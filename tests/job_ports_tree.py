@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -41,10 +42,11 @@ def claim(batch_location_hash: str, job_id: str = JOB_ID, customer: str = CUSTOM
 class Chain(Actor[object, object]):
     """Stands in for the chain actor: every status and refusal is applied, and remembered."""
 
-    def __init__(self, sent: list[SetJobStatus], final: trio.Event) -> None:
+    def __init__(self, sent: list[SetJobStatus], final: trio.Event, refused: list[str]) -> None:
         super().__init__("chain")
         self.sent = sent
         self.final = final
+        self.refused = refused
 
     async def handle(self, message: object) -> object:
         if isinstance(message, SetJobStatus):
@@ -53,6 +55,8 @@ class Chain(Actor[object, object]):
                 self.final.set()
             return Applied(tx_hash="0x" + "ee" * 32, block_number=len(self.sent))
         assert isinstance(message, RefuseJob), message
+        self.refused.append(message.job_id)
+        self.final.set()
         return Applied(tx_hash="0x" + "ff" * 32)
 
 
@@ -60,20 +64,28 @@ class JobTree:
     """The running tree: what the chain was sent, and a way to wait for the job's actor to end."""
 
     def __init__(
-        self, root: Supervisor, jobs: Supervisor, sent: list[SetJobStatus], final: trio.Event
+        self,
+        root: Supervisor,
+        jobs: Supervisor,
+        sent: list[SetJobStatus],
+        final: trio.Event,
+        refused: list[str],
     ) -> None:
         self.root = root
         self.jobs = jobs
         self.sent = sent
         self.final = final
+        self.refused = refused
+        """The jobs refused on chain (``refuseJob``), in order."""
 
     async def claimed(self, claimed: ClaimedJob) -> None:
         """Hand ``claimed`` to "jobs", as the chain actor does."""
         await ActorRef[ClaimedJob, object](self.root.registry, DISPATCHER_NAME).ask(claimed)
 
     async def settled(self, job_id: str, seconds: float = 30.0) -> None:
-        """Wait until a final status was sent (the tree runs one job) and ``job_id``'s actor
-        has ended: a guard against a hang, not a timing bound (a crash loop never gets here)."""
+        """Wait until a final status or a refusal was sent (the tree runs one job) and
+        ``job_id``'s actor has ended: a guard against a hang, not a timing bound (a crash loop
+        never gets here)."""
         with trio.fail_after(seconds):
             await self.final.wait()
             for _ in itertools.count():
@@ -86,9 +98,13 @@ class JobTree:
 
 
 @contextlib.asynccontextmanager
-async def job_tree(state: Path, sbatch: SbatchClient) -> AsyncIterator[JobTree]:
-    """The tree, running over a store in ``state``; stopped on exit."""
+async def job_tree(
+    state: Path, sbatch: SbatchClient, slurm: Callable[[], Actor[Any, Any]] | None = None
+) -> AsyncIterator[JobTree]:
+    """The tree, running over a store in ``state``, with ``slurm`` (a stand-in of the SLURM
+    actor) when given; stopped on exit."""
     sent: list[SetJobStatus] = []
+    refused: list[str] = []
     final = trio.Event()
     async with open_store(state) as store:
         root: Supervisor
@@ -98,11 +114,11 @@ async def job_tree(state: Path, sbatch: SbatchClient) -> AsyncIterator[JobTree]:
             jobs.append(jobs_supervisor(store=store, ports=AdapterPorts(root.registry, sbatch)))
             return jobs[-1]
 
-        root = Supervisor(
-            "root",
-            [ChildSpec("chain", lambda: Chain(sent, final)), ChildSpec("jobs-supervisor", subtree)],
-        )
+        children = [ChildSpec("chain", lambda: Chain(sent, final, refused))]
+        if slurm is not None:
+            children.append(ChildSpec("slurm", slurm))
+        root = Supervisor("root", [*children, ChildSpec("jobs-supervisor", subtree)])
         async with trio.open_nursery() as nursery:
             await nursery.start(root.run)
-            yield JobTree(root, jobs[-1], sent, final)
+            yield JobTree(root, jobs[-1], sent, final, refused)
             root.request_stop()

@@ -22,7 +22,9 @@ from grpclib.server import Server
 
 from actors.customer_log import ADVICE, Failure
 from actors.grid import JobStatus
+from actors.slurm.messages import SubmissionRefused, SubmitJob
 from protos.sbatchapi.v1alpha1 import sbatch_pb2
+from runtime.actor import Actor
 from testbed.logger_service import LoggerService
 from testbed.sbatch_service import server_ssl_context
 from testbed.tls import TlsFiles, ensure_tls
@@ -35,6 +37,25 @@ from tests.integration.test_sbatch_refusal import (
     strict_service,
 )
 from tests.job_ports_tree import CUSTOMER, JOB_ID, claim, job_tree
+
+SLURM_SAYS = (
+    "sbatch: error: Batch job submission failed: Requested node configuration is not available\n"
+    "sbatch: error: see /etc/slurm/slurm.conf on 10.0.0.2:6817"
+)
+
+
+class RefusingSlurm(Actor[object, object]):
+    """Stands in for the SLURM actor: ``sbatch`` refuses every job, as SLURM words it."""
+
+    def __init__(self) -> None:
+        super().__init__("slurm")
+        self.submitted: list[str] = []
+
+    async def handle(self, message: object) -> object:
+        assert isinstance(message, SubmitJob), message
+        self.submitted.append(message.script)
+        return SubmissionRefused(SLURM_SAYS)
+
 
 SCRIPT = "#!/bin/sh\necho hello\n"
 
@@ -107,3 +128,28 @@ async def test_a_logger_that_is_down_changes_nothing_for_the_job(
     assert status is JobStatus.FAILED and last_error.endswith(ADVICE[Failure.SCRIPT])
     (warning,) = [r for r in caplog.records if "customer log not written" in r.getMessage()]
     assert JOB_ID in warning.getMessage() and down in warning.getMessage()
+
+
+async def test_a_job_sbatch_refuses_is_told_to_the_customer_and_refused(
+    asyncio_loop: trio_asyncio.TrioEventLoop, tmp_path: Path
+) -> None:
+    tls = ensure_tls(tmp_path / "tls")
+    slurm = RefusingSlurm()
+    async with (
+        grid_logger(tls) as (url, logger),
+        strict_service(tmp_path, url, OneScriptSBatchAPI) as (port, _),
+    ):
+        client = client_for(port, tls, attempts=2)
+        async with job_tree(tmp_path / "state", client, lambda: slurm) as tree:
+            await tree.claimed(claim("ok"))
+            await tree.settled(JOB_ID)
+    assert slurm.submitted == [SCRIPT] and tree.refused == [JOB_ID] and tree.sent == []
+    lines = logger.lines(JOB_ID)
+    assert lines[:3] == [
+        f"job {JOB_ID} did not start:",
+        "sbatch: error: Batch job submission failed: Requested node configuration is not available",
+        "sbatch: error: see <path> on <host>",  # the operator's path and address stay out
+    ]
+    assert lines[-1].startswith("SLURM refused the job: sbatch: error: Batch job submission")
+    assert lines[-1].endswith(ADVICE[Failure.SUBMISSION])
+    assert "/etc/slurm" not in "".join(lines) and "10.0.0.2" not in "".join(lines)
