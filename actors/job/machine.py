@@ -21,6 +21,10 @@ Phases::
 - RUNNING: the chain says RUNNING.
 - REPORTING: the final status from SLURM is recorded and is being sent to the chain.
 - FAILING / REFUSING: the job is being failed or cancelled (with a reason) or refused on chain.
+  A job that did not start (definition invalid, script refused, ``sbatch`` refused) first asks
+  for :class:`WriteCustomerLog` (the reason line by line on the grid logger, best effort, not
+  repeated on recovery), and its ``lastError`` is sanitised, bounded and says what to do
+  (:mod:`actors.customer_log`).
 - DONE: nothing more to do; the actor ends.
 
 Reports (:class:`~actors.grid.Report`, from the SLURM-side reporters or recovered from SLURM by
