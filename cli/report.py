@@ -41,7 +41,8 @@ to the spool folder (one JSON file per report, mode 0600, written to a temporary
 so a crash never leaves half a file). Every later run sends its own report first, then tries the
 spool again (in arrival order, within a time budget; one unreachable supervisor is not retried
 within a run), and ``report --flush`` (an operator, or a timer) does the same explicitly.
-Delivered files are removed; a report the supervisor refuses as invalid, and any spooled file
+Delivered files are removed; a report the supervisor refuses as invalid or for a job it does not
+have (INVALID_ARGUMENT, NOT_FOUND; any other refusal is retried), and any spooled file
 that is not a well-formed report (bad JSON, a wrong type, an id out of range, an address that is
 not ``host:port``), moves to ``<spool>/rejected/`` with ``<name>.reason`` beside it (and a log
 line), and every other report is still delivered; one left undelivered for longer than the
@@ -395,7 +396,7 @@ def decode_report(content: bytes) -> Report | str:
 class Delivery(enum.Enum):
     DELIVERED = "delivered"
     REJECTED = "rejected"
-    """The supervisor (or the address list) refused it as invalid: it never will take it."""
+    """The supervisor (or the address list) refused it for good: invalid, or a job it has not."""
     FAILED = "failed"
     """Not delivered now (unreachable, refused for now): keep it."""
 
@@ -459,7 +460,7 @@ class _Sender:
                 await stub.SetJobStatus(request, timeout=seconds, metadata=metadata)
         except GRPCError as exc:
             detail = f"{exc.status.name}: {exc.message or ''}".rstrip(": ")[:300]
-            if exc.status is Status.INVALID_ARGUMENT:
+            if exc.status in (Status.INVALID_ARGUMENT, Status.NOT_FOUND):  # never will take it
                 return Delivery.REJECTED, detail
             return Delivery.FAILED, detail
         except (

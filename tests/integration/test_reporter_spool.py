@@ -290,21 +290,34 @@ def test_poison_files_are_set_aside_with_their_reason_and_the_rest_delivered(
     assert (again.code, again.raised) == (0, ""), again.log  # nothing is left to fail a flush
 
 
-def test_a_report_the_supervisor_refuses_is_set_aside_with_its_reason(
-    tmp_path: Path, secret_file: Path
+@pytest.mark.parametrize(
+    ("refusal", "kept"),
+    [
+        (Status.INVALID_ARGUMENT, False),
+        (Status.NOT_FOUND, False),  # a job the supervisor does not have: it never will
+        (Status.RESOURCE_EXHAUSTED, True),
+        (Status.UNAVAILABLE, True),
+        (Status.UNAUTHENTICATED, True),
+    ],
+)
+def test_a_report_the_supervisor_refuses_for_good_is_set_aside_with_its_reason(
+    tmp_path: Path, secret_file: Path, refusal: Status, kept: bool
 ) -> None:
     def answer(request: object) -> tuple[Status, str] | None:
-        return (Status.INVALID_ARGUMENT, "no such job") if getattr(request, "id", 0) == 1 else None
+        return (refusal, "no, because") if getattr(request, "id", 0) == 1 else None
 
     spool = tmp_path / "spool"
     with RecordingSupervisor(answer) as server:
         for n in (1, 2):
             write_spooled(spool, f"{n:020d}-{n}-finished.json", spooled_report(server.endpoint, n))
         ran = reporter(["--flush"], flush_env(spool, secret_file, server.endpoint))
-        assert (ran.code, ran.raised) == (0, ""), ran.log
+        assert ran.raised == ""
+        assert ran.code == (1 if kept else 0), ran.log
         assert received(server) == [(2, SECRET)]
-    reason = (spool / "rejected" / f"{1:020d}-1-finished.json.reason").read_text()
-    assert "INVALID_ARGUMENT: no such job" in reason
+    assert spool_names(spool) == ([f"{1:020d}-1-finished.json"] if kept else [])
+    if not kept:
+        reason = (spool / "rejected" / f"{1:020d}-1-finished.json.reason").read_text()
+        assert f"{refusal.name}: no, because" in reason
 
 
 # --- settings that must not lose a report ----------------------------------------------------
