@@ -295,6 +295,7 @@ def run(
                 down_since = time.time()
                 supervisor.kill()
                 killed += 1
+                now = time.monotonic() - t0  # submissions above may have taken a while
                 restart_at = now + rng.uniform(0.0, 4.0)
                 say(f"{now:6.1f} s  kill -9 #{killed}")
             if outage_at and outage_at[0] <= now and supervisor.running:
@@ -302,6 +303,7 @@ def run(
                 down_since = time.time()
                 supervisor.stop()
                 stopped += 1
+                now = time.monotonic() - t0  # the graceful stop takes a while
                 restart_at = now + outage_seconds
                 say(f"{now:6.1f} s  stopped #{stopped} for {outage_seconds:g} s")
             if restart_at is not None and restart_at <= now:
@@ -328,7 +330,7 @@ def run(
                                 amount=2 * CREDIT,
                             )  # fmt: skip
                         job.acted, job.acted_at = True, time.time()
-                        say(f"{now:6.1f} s  customer: {job.fate} {job.job_id}")
+                        say(f"{time.monotonic() - t0:6.1f} s  customer: {job.fate} {job.job_id}")
             submitted = all(job.job_id for job in planned)
             if submitted and not kill_at and not outage_at and restart_at is None:
                 break
