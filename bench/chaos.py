@@ -1,7 +1,8 @@
 """Chaos: ``kill -9`` the supervisor at random moments while jobs of mixed fates flow through.
 
 ``python -m bench chaos [--jobs N] [--kills K] [--seed S] [--window SECONDS]
-[--reporters scripts|plugins] [--outages N] [--outage-seconds S]`` (on the testbed, under its
+[--reporters scripts|plugins] [--outages N] [--outage-seconds S] [--freeze]`` (on the testbed,
+under its
 lock: ``flock /work/notes/testbed.lock .venv/bin/python -m bench chaos``).
 
 One ``grid-supervisor run`` process is started on a fresh state folder. ``--jobs`` jobs are
@@ -22,7 +23,9 @@ top-up     one credit, sleeps 75 s; the customer tops it up by two     FINISHED
 Meanwhile the supervisor is killed ``--kills`` times (SIGKILL, at random moments of the window)
 and started again after a random pause of up to 4 s, each time on the same state folder; and
 stopped ``--outages`` times (SIGTERM, as an operator's maintenance would) and kept down
-``--outage-seconds`` (60) before it starts again. At the end (every job cold on chain; our
+``--outage-seconds`` (60) before it starts again; with ``--freeze`` each outage is a SIGSTOP
+instead (a supervisor that hangs: its port still accepts connections, nothing answers), ended by
+SIGCONT. At the end (every job cold on chain; our
 reporters' spool flushed as a timer would), each job is checked against SLURM's own record of it:
 the chain holds the status the grid's completion plugin maps SLURM's end state to, and the fate's
 expected one; the exit code is SLURM's raw wait status; the provider was paid for exactly the
@@ -38,8 +41,10 @@ from slurmctld as the run goes (``tests.integration.slurm_record.SlurmLedger``).
 The figures: for every job, the delay from its end in SLURM to its final status on chain (the
 block's timestamp); for the jobs whose end the reaper recovered from SLURM (the report lost, or
 not believed without SLURM's word), the same delay; for the jobs that ended while the supervisor
-was down, the delay from its start again (the new process started) to the chain; and the five
-slowest jobs.
+was down, the delay from its start again (the new process started, or went on) to the chain;
+the five slowest jobs; and how long slurmctld took to answer ``scontrol show job`` (polled
+every 2 s) while the supervisor was down and otherwise (the real completion plugin runs inside
+slurmctld: a supervisor that does not answer can hold it up).
 
 It prints one line per event and a summary; exit status 1 when a job is wrong.
 """
@@ -49,6 +54,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import signal
 import statistics
 import tempfile
 import time
@@ -115,10 +121,14 @@ class Spread(msgspec.Struct, frozen=True):
         return cls(len(ordered), statistics.median(ordered), p95, ordered[-1])
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, digits: int = 0) -> str:
         if not self.count:
             return "none"
+        f = f".{digits}f"
         return (
-            f"{self.count}: median {self.median:.0f} s, p95 {self.p95:.0f} s, max {self.max:.0f} s"
+            f"{self.count}: median {self.median:{f}} s, p95 {self.p95:{f}} s, max {self.max:{f}} s"
         )
 
 
@@ -140,6 +150,9 @@ class ChaosResult(msgspec.Struct, frozen=True):
     reporters: str = "scripts"
     outages: int = 0
     delays: Delays | None = None
+    slurmctld_answer: dict[str, Spread] = {}
+    """``scontrol show job`` times: ``"down"`` (the supervisor stopped, killed or frozen) and
+    ``"up"``."""
 
 
 def plan(rng: random.Random, jobs: int, window: float) -> list[Planned]:
@@ -249,6 +262,7 @@ def run(
     outages: int = 0,
     outage_seconds: float = 60.0,
     reaper: Mapping[str, str] | None = None,
+    freeze: bool = False,
 ) -> ChaosResult:
     """Run one chaos round (see the module docstring) with the ``reporters`` live on the
     testbed (the caller switched them); the supervisor is stopped at the end. ``reaper``:
@@ -271,13 +285,19 @@ def run(
     unready: list[tuple[float, float]] = []
     grid = grid_addresses(env)
     polled = 0.0
+    answer_times: dict[str, list[float]] = {"down": [], "up": []}
+    frozen = False
 
     def look_at_slurm() -> None:
-        """With the plugins, nothing logs an end: keep slurmctld's records as they come."""
+        """Keep slurmctld's records as they come (with the plugins nothing logs an end), and
+        time its answers."""
         nonlocal polled
-        if reporters != "scripts" and time.monotonic() - polled >= 2.0:
+        if time.monotonic() - polled >= 2.0:
+            asked = time.monotonic()
             ledger.poll()
             polled = time.monotonic()
+            state = "up" if supervisor.running and not frozen else "down"
+            answer_times[state].append(polled - asked)
 
     try:
         while True:
@@ -290,7 +310,7 @@ def run(
                         credits=job.credits, customer=job.customer,
                     )  # fmt: skip
                     say(f"{now:6.1f} s  submitted {job.fate:8} {job.job_id}")
-            if kill_at and kill_at[0] <= now and supervisor.running:
+            if kill_at and kill_at[0] <= now and supervisor.running and not frozen:
                 kill_at.pop(0)
                 down_since = time.time()
                 supervisor.kill()
@@ -298,18 +318,27 @@ def run(
                 now = time.monotonic() - t0  # submissions above may have taken a while
                 restart_at = now + rng.uniform(0.0, 4.0)
                 say(f"{now:6.1f} s  kill -9 #{killed}")
-            if outage_at and outage_at[0] <= now and supervisor.running:
+            if outage_at and outage_at[0] <= now and supervisor.running and not frozen:
                 outage_at.pop(0)
                 down_since = time.time()
-                supervisor.stop()
+                if freeze:
+                    _signal(supervisor, signal.SIGSTOP)
+                    frozen = True
+                else:
+                    supervisor.stop()
                 stopped += 1
                 now = time.monotonic() - t0  # the graceful stop takes a while
                 restart_at = now + outage_seconds
-                say(f"{now:6.1f} s  stopped #{stopped} for {outage_seconds:g} s")
+                how = "frozen (SIGSTOP)" if freeze else "stopped"
+                say(f"{now:6.1f} s  {how} #{stopped} for {outage_seconds:g} s")
             if restart_at is not None and restart_at <= now:
                 restart_at = None
                 downtimes.append((down_since, time.time()))  # the new process starts now
-                supervisor.start(timeout=90)
+                if frozen:
+                    _signal(supervisor, signal.SIGCONT)
+                    frozen = False
+                else:
+                    supervisor.start(timeout=90)
                 unready.append((down_since, time.time()))  # claiming again
                 restarts += 1
                 say(f"{time.monotonic() - t0:6.1f} s  restarted")
@@ -407,7 +436,14 @@ def run(
         reporters=reporters,
         outages=stopped,
         delays=figures,
+        slurmctld_answer={state: Spread.of(times) for state, times in answer_times.items()},
     )
+
+
+def _signal(supervisor: Supervisor, number: signal.Signals) -> None:
+    """Freeze (SIGSTOP) or thaw (SIGCONT) the supervisor process."""
+    if supervisor.process is not None:
+        supervisor.process.send_signal(number)
 
 
 def _last_ends(ends: Mapping[str, list[Completion]]) -> dict[str, int]:
@@ -430,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--outages", type=int, default=0, help="graceful stops kept down")
     parser.add_argument("--outage-seconds", type=float, default=60.0)
+    parser.add_argument("--freeze", action="store_true", help="outages are SIGSTOP, not SIGTERM")
     parser.add_argument(
         "--work", type=Path, help="keep each round's supervisor log and state in DIR/round-N"
     )
@@ -459,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run(env, folder, jobs=args.jobs, kills=args.kills, seed=seed,
                              window=args.window, settle_timeout=600.0, reporters=args.reporters,
                              outages=args.outages, outage_seconds=args.outage_seconds,
-                             reaper=reaper)  # fmt: skip
+                             reaper=reaper, freeze=args.freeze)  # fmt: skip
             total_jobs += result.jobs
             total_kills += result.kills
             total_outages += result.outages
@@ -475,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"  ended while down, restart to chain: {result.delays.down_restart_to_chain}"
                 )
+            for state, spread in result.slurmctld_answer.items():
+                print(f"  slurmctld answer time, supervisor {state}: {spread.text(2)}")
             for job_id, problem in result.problems.items():
                 print(f"  WRONG {job_id}: {problem}")
             failed = failed or bool(result.problems)
