@@ -23,9 +23,11 @@ what the node asks now, if that is more.
 
 **Gas limit** (:func:`gas_limit_for`): by default the simulation's ``eth_estimateGas`` plus a
 margin (:func:`gas_with_margin`); or a fixed number, as the Go supervisor sends. A fixed limit is
-a ceiling the node reserves in the block whatever the transaction burns (a 20 M limit fills most
-of a 30 M block on its own), and a call whose estimate exceeds it would run out of gas:
-:class:`GasLimitTooLow` says so before anything is signed.
+a ceiling: the transaction pays for the gas it burns, but it enters a block only while that much
+gas is still free in it (so a 20 M limit waits once a 30 M block is a third full), the wallet
+must hold ``limit * price`` to send it, and a node whose block gas limit is lower refuses it. A
+call whose estimate exceeds the fixed limit would run out of gas: :class:`GasLimitTooLow` says
+so before anything is signed.
 """
 
 from __future__ import annotations
