@@ -102,7 +102,7 @@ def test_jobs_ending_while_the_supervisor_is_down_are_recovered_from_slurm(
         report.rename(lost / report.name)
     supervisor.start(timeout=60)
     wait_settled(testbed_env, jobs, timeout=60)
-    assert "recovered Reported" in log_since_last_start(supervisor)
+    assert "recovered Report(" in log_since_last_start(supervisor)
     spool = Path(testbed_env.testbed_dir) / "report-spool"
     for report in lost.iterdir():
         report.rename(spool / report.name)
