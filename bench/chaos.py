@@ -138,6 +138,9 @@ class Delays(msgspec.Struct, frozen=True):
     end_to_chain: Spread
     recovered_end_to_chain: Spread
     down_restart_to_chain: Spread
+    recovered_after_up: Spread = Spread()
+    """For the jobs the reaper recovered: from the later of their end in SLURM and the start of
+    the supervisor process that settled them, to the chain."""
 
 
 class ChaosResult(msgspec.Struct, frozen=True):
@@ -224,13 +227,16 @@ def delays(
     slurm_ends_at: Mapping[str, int],
     recovered: set[str],
     downtimes: Sequence[tuple[float, float]],
+    first_start: float = 0.0,
 ) -> Delays:
     """The figures of the module docstring, from each job's final status time on chain and its
-    end in SLURM (epoch seconds), the jobs the reaper recovered, and the supervisor's downtimes
-    (epoch seconds from its stop to its being ready again)."""
+    end in SLURM (epoch seconds), the jobs the reaper recovered, the supervisor's downtimes
+    (epoch seconds from its stop to the start of the next process) and its first start."""
     all_delays: list[float] = []
     recovered_delays: list[float] = []
     after_restart: list[float] = []
+    after_up: list[float] = []
+    starts = sorted([first_start, *(up for _, up in downtimes)])
     for job_id, chain_end in chain_ends.items():
         ended = slurm_ends_at.get(job_id)
         if ended is None or chain_end <= 0:
@@ -238,6 +244,8 @@ def delays(
         all_delays.append(chain_end - ended)
         if job_id in recovered:
             recovered_delays.append(chain_end - ended)
+            settler = max((start for start in starts if start <= chain_end), default=0.0)
+            after_up.append(chain_end - max(ended, settler))
         for down, up in downtimes:
             if down <= ended <= up:
                 after_restart.append(chain_end - up)
@@ -245,6 +253,7 @@ def delays(
         end_to_chain=Spread.of(all_delays),
         recovered_end_to_chain=Spread.of(recovered_delays),
         down_restart_to_chain=Spread.of(after_restart),
+        recovered_after_up=Spread.of(after_up),
     )
 
 
@@ -275,6 +284,7 @@ def run(
     supervisor = Supervisor(env, work, environment=reaper)
     ledger = SlurmLedger()
     began = time.monotonic()
+    first_start = time.time()
     supervisor.start(timeout=90)
     t0 = time.monotonic()
     t0_epoch = time.time()
@@ -407,7 +417,7 @@ def run(
         chain_ends = {j.job_id: chain_job(env, j.job_id).time.end for j in planned}
         slurm_ends_at = _last_ends(ends)
         recovered = recovered_jobs(supervisor.log.read_text(errors="replace"))
-        figures = delays(chain_ends, slurm_ends_at, recovered, downtimes)
+        figures = delays(chain_ends, slurm_ends_at, recovered, downtimes, first_start)
         slowest = sorted(
             (j for j in planned if j.job_id in slurm_ends_at),
             key=lambda j: slurm_ends_at[j.job_id] - chain_ends[j.job_id],
@@ -509,6 +519,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if result.delays is not None:
                 print(f"  SLURM end to chain, every job: {result.delays.end_to_chain}")
                 print(f"  ... recovered by the reaper: {result.delays.recovered_end_to_chain}")
+                print(
+                    "  ... from the end or the settling process's start, whichever is later: "
+                    f"{result.delays.recovered_after_up}"
+                )
                 print(
                     f"  ended while down, restart to chain: {result.delays.down_restart_to_chain}"
                 )

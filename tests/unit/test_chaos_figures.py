@@ -22,10 +22,13 @@ def test_delays_of_recovered_jobs_and_of_jobs_that_ended_while_down() -> None:
     chain_ends = {A: 110, B: 230, C: 305, D: 0}  # D never settled: left out
     slurm_ends = {A: 100, B: 200, C: 300, D: 300}
     downtimes = [(190.0, 220.0)]  # B ended while the supervisor was down
-    figures = delays(chain_ends, slurm_ends, {B}, downtimes)
+    figures = delays(chain_ends, slurm_ends, {A, B}, downtimes, first_start=50.0)
     assert figures.end_to_chain == Spread.of([10, 30, 5])
-    assert figures.recovered_end_to_chain == Spread.of([30])
+    assert figures.recovered_end_to_chain == Spread.of([10, 30])
     assert figures.down_restart_to_chain == Spread.of([10])
+    # A was settled by the first process (started at 50) 10 s after its end; B by the one
+    # started at 220, 10 s after that start
+    assert figures.recovered_after_up == Spread.of([10, 10])
 
 
 def test_the_reapers_recoveries_are_read_from_the_job_actors_log_lines() -> None:
