@@ -193,16 +193,19 @@ def expected_fates(
     slurm_starts: Mapping[str, int],
     unready: Sequence[tuple[float, float]],
 ) -> dict[str, JobStatus | None]:
-    """Each job's expected status on chain: its fate's, except for a top-up the supervisor could
-    not act on in time: between the top-up and the end of the job's first minute in SLURM it was
-    claiming (not between a stop and its claiming again, ``unready``) for less than
-    :data:`TOP_UP_TIME`. Then SLURM timing the job out is right, and only SLURM's word counts
-    (None)."""
+    """Each job's expected status on chain: its fate's, except for a top-up job the customer
+    never topped up (it waits for the chain to say RUNNING, which a job that ended while the
+    supervisor was down never does) or whose top-up the supervisor could not act on in time:
+    between the top-up and the end of the job's first minute in SLURM it was claiming (not
+    between a stop and its claiming again, ``unready``) for less than :data:`TOP_UP_TIME`. Then
+    SLURM timing the job out is right, and only SLURM's word counts (None)."""
     expected: dict[str, JobStatus | None] = {}
     for job in planned:
         fate: JobStatus | None = FATES[job.fate][1]
         started = slurm_starts.get(job.job_id)
-        if job.fate == "top-up" and job.acted_at and started:
+        if job.fate == "top-up" and not job.acted_at:
+            fate = None
+        elif job.fate == "top-up" and started:
             limit = started + TOP_UP_LIMIT
             unready_for = sum(
                 max(0.0, min(up, limit) - max(down, job.acted_at)) for down, up in unready
@@ -343,6 +346,8 @@ def run(
                 say(f"{now:6.1f} s  {how} #{stopped} for {outage_seconds:g} s")
             if restart_at is not None and restart_at <= now:
                 restart_at = None
+                # the next outage no sooner than 30 s after this one: outages, not one long one
+                outage_at = [max(at, now + 30.0) for at in outage_at]
                 downtimes.append((down_since, time.time()))  # the new process starts now
                 if frozen:
                     _signal(supervisor, signal.SIGCONT)
@@ -412,7 +417,7 @@ def run(
         fates = expected_fates(planned, {j: runs[-1].start for j, runs in ends.items()}, unready)
         late = [j.job_id for j in planned if fates[j.job_id] is None]
         if late:
-            say(f"top-ups the supervisor could not act on in time (SLURM's word counts): {late}")
+            say(f"top-ups not made, or too late to act on (SLURM's word counts): {late}")
         problems = settlement_problems(env, fates, ends)
         chain_ends = {j.job_id: chain_job(env, j.job_id).time.end for j in planned}
         slurm_ends_at = _last_ends(ends)

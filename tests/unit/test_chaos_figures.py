@@ -52,11 +52,13 @@ def test_a_top_up_the_supervisor_could_not_act_on_in_time_is_judged_by_slurm_alo
         _top_up(A, acted_at=1010),  # the supervisor stopped from 1005 until it claims at 1065
         _top_up(B, acted_at=2010),  # it was down 2020..2030 only: 40 s left to raise the limit
         Planned("finish", 0.0, "", 100, 0, job_id=C),
+        _top_up(D, acted_at=0.0),  # never RUNNING on chain: the customer never topped it up
     ]
-    starts = {A: 1000, B: 2000, C: 1000}
+    starts = {A: 1000, B: 2000, C: 1000, D: 3000}
     unready = [(1005.0, 1065.0), (2020.0, 2030.0)]
     assert expected_fates(planned, starts, unready) == {
         A: None,
         B: JobStatus.FINISHED,
         C: JobStatus.FINISHED,
+        D: None,
     }
