@@ -156,6 +156,8 @@ class ChaosResult(msgspec.Struct, frozen=True):
     slurmctld_answer: dict[str, Spread] = {}
     """``scontrol show job`` times: ``"down"`` (the supervisor stopped, killed or frozen) and
     ``"up"``."""
+    slurmctld_unanswered: dict[str, int] = {}
+    """How many of those ``scontrol`` gave up on (slurmctld did not answer in time)."""
 
 
 def plan(rng: random.Random, jobs: int, window: float) -> list[Planned]:
@@ -299,6 +301,7 @@ def run(
     grid = grid_addresses(env)
     polled = 0.0
     answer_times: dict[str, list[float]] = {"down": [], "up": []}
+    unanswered: dict[str, int] = {"down": 0, "up": 0}
     frozen = False
 
     def look_at_slurm() -> None:
@@ -307,10 +310,11 @@ def run(
         nonlocal polled
         if time.monotonic() - polled >= 2.0:
             asked = time.monotonic()
-            ledger.poll()
+            answered = ledger.poll()
             polled = time.monotonic()
             state = "up" if supervisor.running and not frozen else "down"
             answer_times[state].append(polled - asked)
+            unanswered[state] += not answered
 
     try:
         while True:
@@ -452,6 +456,7 @@ def run(
         outages=stopped,
         delays=figures,
         slurmctld_answer={state: Spread.of(times) for state, times in answer_times.items()},
+        slurmctld_unanswered=unanswered,
     )
 
 
@@ -532,7 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  ended while down, restart to chain: {result.delays.down_restart_to_chain}"
                 )
             for state, spread in result.slurmctld_answer.items():
-                print(f"  slurmctld answer time, supervisor {state}: {spread.text(2)}")
+                missed = result.slurmctld_unanswered.get(state, 0)
+                print(
+                    f"  slurmctld answer time, supervisor {state}: {spread.text(2)}"
+                    f"{f' ({missed} not answered)' if missed else ''}"
+                )
             for job_id, problem in result.problems.items():
                 print(f"  WRONG {job_id}: {problem}")
             failed = failed or bool(result.problems)

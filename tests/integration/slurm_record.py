@@ -97,8 +97,14 @@ class SlurmLedger:
     def __init__(self) -> None:
         self._ends: dict[tuple[str, int], Completion] = {}
 
-    def poll(self) -> None:
-        self._ends.update(ended_jobs())
+    def poll(self) -> bool:
+        """Look at slurmctld once; False when it did not answer (a busy or stuck controller:
+        ``scontrol`` gives up after its message timeout)."""
+        try:
+            self._ends.update(ended_jobs())
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            return False
+        return True
 
     def ends(self) -> dict[str, list[Completion]]:
         """The ends seen so far (after one more look), by job name, like ``completions``."""
