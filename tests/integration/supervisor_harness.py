@@ -236,10 +236,19 @@ def scontrol(job_id: str) -> dict[str, str]:
 
 def billed_minutes(env: TestbedEnv, job: market.Job) -> int:
     """The whole minutes the provider was paid for (``finalCost`` / credits per minute)."""
+    return job.cost.final_cost // _credits_per_minute(env, job)
+
+
+def locked_minutes(env: TestbedEnv, job: market.Job) -> int:
+    """The whole minutes the job's locked credits (with its top-ups) buy: the most it is billed."""
+    return job.cost.max_cost // _credits_per_minute(env, job)
+
+
+def _credits_per_minute(env: TestbedEnv, job: market.Job) -> int:
     prices = market.get_provider(
         env.chain.rpc_url, grid_addresses(env), env.provider.address
     ).prices
-    return job.cost.final_cost // market.credits_per_minute(job.definition, prices)
+    return market.credits_per_minute(job.definition, prices)
 
 
 class Completion:
@@ -327,7 +336,9 @@ def settlement_problems(
     that name); the chain holds the status the completion plugin maps SLURM's end state to (and
     the ``expected`` one, when given), never PANICKED; the exit code is SLURM's raw wait status
     (see :func:`same_exit_code`);
-    the provider was paid for exactly the whole minutes SLURM says the job ran."""
+    the provider was paid for exactly the whole minutes SLURM says the job ran, or for all the
+    minutes the locked credits buy when SLURM ran it longer (the chain caps the bill: a
+    controller held up ends a job past its limit)."""
     ends = completions(env) if ends is None else ends
     problems: dict[str, str] = {}
     for job_id, fate in expected.items():
@@ -344,7 +355,7 @@ def settlement_problems(
             problems[job_id] = f"chain {status.name}, SLURM {end.state}, expected {fate}"
         elif not same_exit_code(status, job.exit_code, end.exit_code_raw):
             problems[job_id] = f"exit code {job.exit_code} on chain, {end.exit_code_raw} in SLURM"
-        elif minutes != end.duration_seconds // 60:
+        elif minutes != min(end.duration_seconds // 60, locked_minutes(env, job)):
             problems[job_id] = f"billed {minutes} min, SLURM ran {end.duration_seconds} s"
     return problems
 
